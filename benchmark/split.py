@@ -61,7 +61,7 @@ class Tasks:
         starts = self.target_offsets[:-1][index]
         return Tasks(self.user[index], self.input_stop[index],
                      np.concatenate([[0], np.cumsum(counts)]).astype(np.int64),
-                     self.target_rows[_ranges(starts, counts)])
+                     self.target_rows[concat_ranges(starts, counts)])
 
 
 @dataclass(frozen=True)
@@ -107,6 +107,9 @@ class SplitConfig:
         whole = offsets[1:]
         before_t = _count_upto(log, whole, cutoff)
         in_train = before_t >= self.min_train_interactions
+        if not in_train.any():
+            raise ValueError(f"split {self.as_dict()}: no user of '{log.name}' has >= {self.min_train_interactions} "
+                             f"interactions at or before the cutoff {_iso(cutoff)}; raise the quantile")
         train_stop = offsets[:-1] + np.where(in_train, before_t, 0)
         test = _cutoff_tasks(log, whole, cutoff, self.target)
         return Split(self, log, cutoff, _rows(offsets[:-1], train_stop), self._validation(log, train_stop), test)
@@ -121,7 +124,8 @@ class SplitConfig:
             before = _count_upto(log, train_stop, cutoff)
             fit_stop = starts + np.where(before >= self.min_train_interactions, before, 0)
             return Fold(_rows(starts, fit_stop), _cutoff_tasks(log, train_stop, cutoff, self.target), cutoff)
-        train_users = np.flatnonzero(train_lengths > 0)
+        # Users whose last training item can be a target with a non-empty input before it.
+        train_users = np.flatnonzero(train_lengths >= 2)
         if self.validation == "by_user":
             rng = np.random.default_rng(self.seed)
             held_out = np.sort(rng.choice(train_users, size=min(self.validation_users, len(train_users)),
@@ -223,7 +227,7 @@ def _cutoff_tasks(log: Interactions, universe_stop: np.ndarray, cutoff: int, kin
     if kind == "last":
         return _single_target(users, end - 1, end - 1)
     counts = end - first_after
-    later_rows = _ranges(first_after, counts)
+    later_rows = concat_ranges(first_after, counts)
     if kind == "successive":
         return _single_target(np.repeat(users, counts), later_rows, later_rows)
     return Tasks(users, first_after, np.concatenate([[0], np.cumsum(counts)]).astype(np.int64), later_rows)
@@ -239,7 +243,7 @@ def _single_target(users: np.ndarray, input_stop: np.ndarray, target_rows: np.nd
                  np.arange(len(users) + 1, dtype=np.int64), target_rows.astype(np.int64))
 
 
-def _ranges(starts: np.ndarray, counts: np.ndarray) -> np.ndarray:
+def concat_ranges(starts: np.ndarray, counts: np.ndarray) -> np.ndarray:
     """Concatenation of arange(start, start + count) for each pair, vectorized."""
     counts = counts.astype(np.int64)
     total = int(counts.sum())
@@ -250,7 +254,7 @@ def _ranges(starts: np.ndarray, counts: np.ndarray) -> np.ndarray:
 
 
 def _rows(starts: np.ndarray, stops: np.ndarray) -> np.ndarray:
-    return _ranges(starts, np.maximum(stops - starts, 0))
+    return concat_ranges(starts, np.maximum(stops - starts, 0))
 
 
 def _iso(timestamp: int) -> str:

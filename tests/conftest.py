@@ -1,0 +1,33 @@
+"""Shared fixtures: the local dataset mirror and small synthetic event logs."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from benchmark.data.dataset import Interactions
+from benchmark.data.preprocess import dense_ids
+
+MIRROR = Path(__file__).resolve().parents[1].parent / "shared" / "datasets"
+
+
+@pytest.fixture(scope="session")
+def mirror() -> Path:
+    """The shared dataset mirror (../shared/datasets from the repository root)."""
+    if not MIRROR.is_dir():
+        pytest.skip(f"dataset mirror not found at {MIRROR}")
+    return MIRROR
+
+
+def make_log(frame: pd.DataFrame, name: str = "synthetic") -> Interactions:
+    """An Interactions log from a (user, item, timestamp) frame, ordered like the real pipeline."""
+    frame = frame.reset_index(drop=True).rename_axis("row").reset_index()
+    frame = frame.sort_values(["user", "timestamp", "row"], kind="stable")
+    users, user_ids = dense_ids(frame["user"], start=0)
+    items, item_ids = dense_ids(frame["item"], start=1)
+    text = pd.DataFrame({"original_id": item_ids}, index=pd.RangeIndex(1, len(item_ids) + 1, name="item"))
+    return Interactions(name, "generic", users, items, frame["timestamp"].to_numpy(np.int64), None,
+                        user_ids, item_ids, text, "0" * 16)
