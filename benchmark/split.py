@@ -177,10 +177,10 @@ class Split:
             "interactions_at_cutoff": int((self.log.timestamp == self.cutoff).sum()),
             "train_users": int(np.unique(self.log.user[self.train_rows]).size),
             "train_interactions": int(self.train_rows.size),
-            "validation_cutoff": _iso(self.validation.cutoff) if self.validation.cutoff is not None else None,
-            "validation_fit_interactions": int(self.validation.train_rows.size),
+            "val_cutoff": _iso(self.validation.cutoff) if self.validation.cutoff is not None else None,
+            "val_fit_interactions": int(self.validation.train_rows.size),
         }
-        for name, tasks in (("validation", self.validation.tasks), ("test", self.test)):
+        for name, tasks in (("val", self.validation.tasks), ("test", self.test)):
             targets = self.log.item[tasks.target_rows]
             report |= {
                 f"{name}_users": int(np.unique(tasks.user).size),

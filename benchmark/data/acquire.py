@@ -82,8 +82,11 @@ def _locate(
         tried.append(str(candidate))
     if file.url is not None and download:
         destination = _cache_path(cache_dir, spec, file)
-        digest = _download_verified(file, destination, cache_dir, spec)
-        return destination, digest
+        try:
+            return destination, _download_verified(file, destination, cache_dir, spec)
+        except DataError as error:
+            raise DataError(f"dataset '{spec.name}': '{file.name}' not found locally "
+                            f"(looked in: {', '.join(tried)}) and {error}") from None
     if file.url is not None:
         tried.append(f"{file.url} (downloads disabled)")
     if file.optional:
@@ -107,7 +110,7 @@ def _verified(path: Path, file: DataFile, spec: DatasetSpec) -> str:
             f"dataset '{spec.name}': file {path} has SHA-256 {digest}, expected {file.sha256} "
             "(corrupt or a different release); replace the file or remove it from the cache"
         )
-    if file.sha256 is None:
+    if file.sha256 is None and file.path is None:  # a user's own local file needs no pin
         warnings.warn(
             f"dataset '{spec.name}': file {path} is not pinned by a checksum; its SHA-256 is {digest}",
             stacklevel=3,

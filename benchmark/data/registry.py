@@ -25,3 +25,10 @@ def get_spec(name_or_config: str | Path | dict) -> DatasetSpec:
         return generic_csv.make_spec(generic_csv.load_config(path))
     raise DataError(f"unknown dataset '{name_or_config}'; registered: {sorted(DATASETS)}, "
                     "or give the path of a generic CSV dataset YAML")
+
+
+def locally_available(spec: DatasetSpec, data_dir: Path | None) -> bool:
+    """Whether every required file of `spec` is present in the mirror folder (no download needed)."""
+    if data_dir is None:
+        return False
+    return all((data_dir / (f.folder or spec.mirror_folder) / f.name).is_file() for f in spec.files if not f.optional)
