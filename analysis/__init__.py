@@ -1,0 +1,1 @@
+"""Statistics, tables and figures computed from recorded runs."""

@@ -31,6 +31,18 @@ _DIRECT_COMPARISON_MAX_QUERIES = 8
 
 
 @dataclass(frozen=True)
+class EvaluationConfig:
+    """Cutoffs and seen-item filtering (default on: a recommender should not re-suggest watched movies)."""
+
+    ks: tuple[int, ...] = DEFAULT_KS
+    filter_seen: bool = True
+
+    def __post_init__(self) -> None:
+        if not self.ks or min(self.ks) < 1:
+            raise ValueError(f"evaluation: ks must be positive integers, got {self.ks!r}")
+
+
+@dataclass(frozen=True)
 class EvaluationResult:
     """Per-user metric values (for paired tests) and their means, plus catalog coverage."""
 
@@ -105,8 +117,7 @@ def evaluate(
     tasks: Tasks,
     *,
     max_len: int,
-    ks: tuple[int, ...] = DEFAULT_KS,
-    filter_seen: bool = True,
+    config: EvaluationConfig = EvaluationConfig(),
     batch_size: int = 1024,
 ) -> EvaluationResult:
     """Rank the whole catalog for every task with `scorer` and aggregate metrics per user.
@@ -116,6 +127,7 @@ def evaluate(
     """
     if len(tasks) == 0:
         raise ValueError("evaluate: no tasks to evaluate (empty validation/test fold)")
+    ks = config.ks
     columns: dict[str, list[np.ndarray]] = {}
     covered = {k: torch.zeros(log.n_items + 1, dtype=torch.bool) for k in ks}
     max_k = min(max(ks), log.n_items)
@@ -126,7 +138,7 @@ def evaluate(
             batch = tasks.subset(index)
             scores = scorer(last_items(log.item, starts[index], batch.input_stop, max_len))
             excluded = torch.zeros(scores.shape, dtype=torch.bool)
-            if filter_seen:
+            if config.filter_seen:
                 excluded[_seen_pairs(log.item, starts[index], batch.input_stop)] = True
             targets, n_targets = _target_matrix(log.item, batch)
             ranks = target_ranks(scores, targets, excluded)

@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 import torch
 
-from benchmark.metrics import evaluate, metrics_from_ranks, target_ranks
+from benchmark.metrics import EvaluationConfig, evaluate, metrics_from_ranks, target_ranks
 from benchmark.split import SplitConfig
 from tests.conftest import make_log
 
@@ -79,10 +79,10 @@ def test_evaluate_filters_whole_history_and_averages_per_user():
     def scorer(inputs):
         return torch.tensor([[-1.0, 4.0, 3.0, 1.0, 2.0]]).expand(inputs.shape[0], -1)
 
-    result = evaluate(scorer, log, split.test, max_len=1, ks=(1,))
+    result = evaluate(scorer, log, split.test, max_len=1, config=EvaluationConfig(ks=(1,)))
     per_user = result.per_user.set_index("user_id")
     assert per_user.loc[0, "hr@1"] == 1.0  # d is the only unseen item
     assert per_user.loc[1, "hr@1"] == 0.5  # b: rank 1 (a filtered); c: rank 2 behind unseen d
     assert result.means["hr@1"] == pytest.approx(0.75)  # users weigh equally (task mean: 2/3)
-    unfiltered = evaluate(scorer, log, split.test, max_len=1, ks=(1,), filter_seen=False)
+    unfiltered = evaluate(scorer, log, split.test, max_len=1, config=EvaluationConfig(ks=(1,), filter_seen=False))
     assert unfiltered.means["hr@1"] == 0.0

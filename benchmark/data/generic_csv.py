@@ -21,7 +21,7 @@ import pandas as pd
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from benchmark.data.errors import DataError
+from benchmark.data.errors import DataError, describe_validation_error
 from benchmark.data.spec import DataFile, DatasetSpec, Domain, Files
 from benchmark.data.table import read_table
 
@@ -81,11 +81,7 @@ def validate_config(raw: dict, *, source: str = "dataset config") -> GenericCSVC
     try:
         return GenericCSVConfig.model_validate(raw)
     except ValidationError as error:
-        problems = "; ".join(
-            f"{'.'.join(map(str, issue['loc']))}: {issue['msg']} (got {issue.get('input')!r})"
-            for issue in error.errors()
-        )
-        raise DataError(f"{source}: {problems}") from None
+        raise DataError(f"{source}: {describe_validation_error(error)}") from None
 
 
 def make_spec(config: GenericCSVConfig) -> DatasetSpec:

@@ -1,0 +1,57 @@
+"""One run = one (dataset, split, model, seed) combination, identified by a hash of everything it depends on."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import benchmark
+
+
+@dataclass(frozen=True)
+class RunSpec:
+    """The fully resolved configuration of a run."""
+
+    suite: str
+    dataset: str
+    data_fingerprint: str
+    split: dict[str, Any]
+    evaluation: dict[str, Any]
+    model: str
+    params: dict[str, Any]
+    seed: int
+
+    def as_dict(self) -> dict[str, Any]:
+        """Plain-data form, including the code version that enters the key."""
+        return {"suite": self.suite, "dataset": self.dataset, "data_fingerprint": self.data_fingerprint,
+                "split": self.split, "evaluation": self.evaluation, "model": self.model,
+                "params": self.params, "seed": self.seed, "code_version": benchmark.__version__}
+
+    @property
+    def key(self) -> str:
+        """Stable hash of the resolved configuration + data fingerprint + code version."""
+        canonical = json.dumps(self.as_dict(), sort_keys=True, default=str)
+        return hashlib.sha256(canonical.encode()).hexdigest()[:16]
+
+
+def result_path(output: Path, spec: RunSpec) -> Path:
+    """Where a finished run's record lives; its presence means the run is done."""
+    return output / spec.dataset / f"{spec.model}-{spec.key}.json"
+
+
+def write_json_atomically(path: Path, payload: dict[str, Any]) -> None:
+    """Write JSON so that a reader never sees a partial file (a killed run leaves no record)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, temporary = tempfile.mkstemp(prefix=path.name + ".", suffix=".part", dir=path.parent)
+    try:
+        with os.fdopen(handle, "w") as sink:
+            json.dump(payload, sink, indent=2, default=str)
+        os.replace(temporary, path)
+    finally:
+        if os.path.exists(temporary):
+            os.unlink(temporary)

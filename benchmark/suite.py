@@ -1,0 +1,87 @@
+"""Suite files: datasets x splits x models x seeds, as validated plain data (YAML)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from baselines.registry import MODELS
+from benchmark.data.errors import DataError, describe_validation_error
+from benchmark.data.preprocess import PreprocessConfig
+from benchmark.metrics import EvaluationConfig
+from benchmark.split import SplitConfig
+
+SUITES_DIR = Path(__file__).parent / "suites"
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class DatasetEntry(_Strict):
+    """A registered dataset `name`, or the path of a generic CSV dataset YAML, or an inline generic `config`."""
+
+    name: str | None = None
+    config: dict[str, Any] | None = None
+    preprocessing: PreprocessConfig = PreprocessConfig()
+
+    @model_validator(mode="after")
+    def _exactly_one_source(self) -> DatasetEntry:
+        if (self.name is None) == (self.config is None):
+            raise ValueError("give exactly one of 'name' and 'config'")
+        return self
+
+    @property
+    def source(self) -> str | dict[str, Any]:
+        """What `load_dataset` receives."""
+        return self.config if self.config is not None else str(self.name)
+
+    @property
+    def label(self) -> str:
+        """Display name."""
+        return str(self.config.get("name")) if self.config is not None else str(self.name)
+
+
+class ModelEntry(_Strict):
+    """A registered model and its fixed parameters."""
+
+    name: str
+    params: dict[str, Any] = {}
+
+    @field_validator("name")
+    @classmethod
+    def _registered(cls, value: str) -> str:
+        if value not in MODELS:
+            raise ValueError(f"unknown model; registered: {sorted(MODELS)}")
+        return value
+
+
+class Suite(_Strict):
+    """A whole benchmark: every combination of dataset, split, model and seed is one run."""
+
+    name: str
+    description: str = ""
+    datasets: list[DatasetEntry] = Field(min_length=1)
+    splits: list[SplitConfig] = Field(min_length=1)
+    evaluation: EvaluationConfig = EvaluationConfig()
+    models: list[ModelEntry] = Field(min_length=1)
+    seeds: list[int] = Field([0], min_length=1)
+
+
+def load_suite(name_or_path: str | Path) -> Suite:
+    """Load a suite by name (benchmark/suites/NAME.yaml) or path; errors name the file and key."""
+    path = Path(name_or_path)
+    if not path.suffix:
+        path = SUITES_DIR / f"{name_or_path}.yaml"
+    if not path.is_file():
+        known = sorted(p.stem for p in SUITES_DIR.glob("*.yaml"))
+        raise DataError(f"suite '{name_or_path}' not found ({path}); shipped suites: {known}")
+    try:
+        return Suite.model_validate(yaml.safe_load(path.read_text()))
+    except yaml.YAMLError as error:
+        raise DataError(f"{path}: invalid YAML ({error})") from None
+    except ValidationError as error:
+        raise DataError(f"{path}: {describe_validation_error(error)}") from None
