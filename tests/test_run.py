@@ -1,0 +1,72 @@
+"""Suite validation, the resumable runner, and the README/CI command contract."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import pytest
+
+from benchmark.data.errors import DataError
+from benchmark.run import main as run_cli
+from benchmark.run import parse_only
+from benchmark.suite import load_suite
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_shipped_suites_validate():
+    for path in (ROOT / "benchmark" / "suites").glob("*.yaml"):
+        assert load_suite(path).name == path.stem
+
+
+def test_suite_errors_name_the_key(tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("name: x\ndatasets: [{name: ml-100k}]\nsplits: [{quantile: 0.9, target: middle}]\n"
+                   "models: [{name: sasrec-9000}]\n")
+    with pytest.raises(DataError) as error:
+        load_suite(bad)
+    message = str(error.value)
+    assert "splits.0.target" in message and "'middle'" in message
+    assert "models.0.name" in message and "sasrec-9000" in message
+    with pytest.raises(DataError, match="shipped suites"):
+        load_suite("no-such-suite")
+
+
+def test_only_filter_parsing():
+    assert parse_only("dataset=a,model=b,model=c") == {"dataset": {"a"}, "model": {"b", "c"}}
+    with pytest.raises(DataError, match="seed=1"):
+        parse_only("seed=1")
+
+
+def test_smoke_suite_runs_and_resumes(mirror, tmp_path, capsys):
+    args = ["--suite", "smoke", "--data-dir", str(mirror), "--cache-dir", str(tmp_path / "cache"),
+            "--output", str(tmp_path / "runs")]
+    assert run_cli(args) == 0
+    records = sorted((tmp_path / "runs").rglob("*.json"))
+    assert len(records) == 4
+    record = json.loads(records[0].read_text())
+    assert set(record["test"]) >= {"ndcg@10", "hr@10", "mrr@10", "coverage@10"}
+    assert (records[0].parent / record["per_user"]).is_file()
+    assert not list((tmp_path / "runs").rglob("*.part"))
+    capsys.readouterr()
+
+    records[0].unlink()  # as if the process had been killed before this run finished
+    assert run_cli(args + ["--dry-run"]) == 0
+    assert "3 already done" in capsys.readouterr().out
+    assert run_cli(args) == 0
+    assert "(3 from earlier sessions)" in capsys.readouterr().out
+    assert len(sorted((tmp_path / "runs").rglob("*.json"))) == 4
+
+
+def test_readme_test_command_is_what_ci_runs():
+    readme = (ROOT / "README.md").read_text()
+    quick_start = readme.split("## Quick start", 1)[1].split("\n## ", 1)[0]
+    commands = re.findall(r"```bash\n(.*?)\n```", quick_start, flags=re.S)
+    assert len(commands) == 2, "the quick start must state exactly two commands"
+    ci = (ROOT / ".ci" / "run").read_text()
+    assert "python -m pytest -q" in commands[1] and "python -m pytest -q" in ci
+    assert "pip install torch==2.13.0" in commands[0] and "pip install --quiet torch==2.13.0" in ci
+    assert "python -m benchmark.run --suite smoke --data-dir ../shared/datasets" in commands[0]
+    assert "python -m benchmark.run --suite smoke --data-dir ../shared/datasets" in ci
