@@ -1,0 +1,229 @@
+"""The training loop: AdamW, gradient clipping, early stopping on a validation metric with restore of
+the best epoch, per-epoch callbacks, and a checkpoint after every epoch so that a killed run resumes.
+
+Determinism: every source of randomness in an epoch (shuffling, masking, negatives, dropout) is
+seeded from (seed, epoch), so an epoch does the same work whether or not the run was resumed, and the
+same seed reproduces the same metrics on the same machine and thread count.
+
+The trainer knows neither the model's task nor MLflow/Optuna: an `Objective` turns a batch into a
+loss (the default is the model's own loss; distillation wraps it), and callbacks observe epochs.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import os
+import tempfile
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Literal, Protocol
+
+import numpy as np
+import torch
+from torch import nn
+from tqdm.auto import tqdm
+
+from baselines.transformer import SequenceBatch
+from benchmark.data.dataset import PADDING
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Optimisation settings (plain data; enters run keys)."""
+
+    lr: float = 1e-3
+    weight_decay: float = 0.0
+    batch_size: int = 128
+    max_epochs: int = 200
+    patience: int = 10
+    grad_clip: float = 1.0
+    seed: int = 0
+    precision: Literal["fp32", "bf16"] = "fp32"
+    monitor: str = "ndcg@10"
+
+    def __post_init__(self) -> None:
+        if self.lr <= 0 or self.batch_size < 1 or self.max_epochs < 1 or self.patience < 1:
+            raise ValueError(f"train: invalid settings {asdict(self)}")
+        if self.precision not in ("fp32", "bf16"):
+            raise ValueError(f"train: precision must be fp32 or bf16, got {self.precision!r}")
+
+
+class Backbone(Protocol):
+    """What the trainer needs from a model (see baselines/transformer.py)."""
+
+    max_len: int
+
+    def hidden_states(self, inputs: torch.Tensor) -> list[torch.Tensor]: ...
+    def training_batch(self, users: torch.Tensor, sequences: torch.Tensor, generator: torch.Generator) -> SequenceBatch: ...
+    def loss(self, final_hidden: torch.Tensor, batch: SequenceBatch, generator: torch.Generator) -> torch.Tensor: ...
+
+
+class Objective(nn.Module):
+    """Turns a batch into the loss to minimise. Its own parameters (if any) are trained alongside the
+    model and discarded afterwards, so they never reach the evaluated model."""
+
+    def forward(self, model: Any, batch: SequenceBatch, epoch: int, generator: torch.Generator
+                ) -> tuple[torch.Tensor, dict[str, float]]:
+        """The model's own next-item loss."""
+        loss = model.loss(model.hidden_states(batch.inputs)[-1], batch, generator)
+        return loss, {"loss": float(loss.detach())}
+
+
+class Callback(Protocol):
+    """Observes training; MLflow logging and Optuna pruning attach here."""
+
+    def on_epoch_end(self, epoch: int, metrics: dict[str, float]) -> None: ...
+
+
+@dataclass(frozen=True)
+class TrainingData:
+    """Training sequences, one per user: [n, max_len + 1] left-padded item ids and the user ids."""
+
+    users: torch.Tensor
+    sequences: torch.Tensor
+
+    def __post_init__(self) -> None:
+        if len(self.users) == 0:
+            raise ValueError("train: no training sequences (every user has fewer than 2 training interactions)")
+
+
+@dataclass
+class TrainResult:
+    """What training produced besides the (best) weights loaded into the model."""
+
+    best_epoch: int
+    best_metric: float
+    epochs_run: int
+    history: list[dict[str, float]] = field(default_factory=list)
+    seconds: float = 0.0
+    resumed_from: int | None = None
+
+
+def length_bucketed_batches(lengths: np.ndarray, batch_size: int, generator: torch.Generator) -> list[np.ndarray]:
+    """Random batches of sequences with similar lengths, so trimmed batches carry little padding.
+
+    Sequences are shuffled, cut into pools of 32 batches, sorted by length inside each pool, batched,
+    and the batch order is shuffled again. Every sequence appears exactly once per epoch.
+    """
+    order = torch.randperm(len(lengths), generator=generator).numpy()
+    pool = batch_size * 32
+    batches = []
+    for start in range(0, len(order), pool):
+        chunk = order[start:start + pool]
+        chunk = chunk[np.argsort(lengths[chunk], kind="stable")]
+        batches.extend(chunk[i:i + batch_size] for i in range(0, len(chunk), batch_size))
+    shuffle = torch.randperm(len(batches), generator=generator).numpy()
+    return [batches[i] for i in shuffle]
+
+
+def train(
+    model: nn.Module,
+    data: TrainingData,
+    validate: Callable[[nn.Module], dict[str, float]],
+    config: TrainConfig,
+    *,
+    objective: Objective | None = None,
+    callbacks: Sequence[Callback] = (),
+    checkpoint: Path | None = None,
+    progress: bool = True,
+) -> TrainResult:
+    """Train `model` in place and leave it holding the weights of the best validation epoch."""
+    objective = objective or Objective()
+    parameters = [p for p in [*model.parameters(), *objective.parameters()] if p.requires_grad]
+    optimizer = torch.optim.AdamW(parameters, lr=config.lr, weight_decay=config.weight_decay)
+    state = _TrainingState(best_state=copy.deepcopy(model.state_dict()))
+    resumed_from = None
+    if checkpoint is not None and checkpoint.is_file():
+        state = _load(checkpoint, model, objective, optimizer)
+        resumed_from = state.epoch
+    lengths = (data.sequences != PADDING).sum(1).numpy()
+    epochs = tqdm(range(state.epoch + 1, config.max_epochs), initial=state.epoch + 1, total=config.max_epochs,
+                  desc="train", unit="epoch", disable=not progress, leave=False)
+    for epoch in epochs:
+        if state.bad_epochs >= config.patience:
+            break
+        epoch_started = time.perf_counter()
+        generator = _seeded(config.seed, epoch)
+        model.train()
+        objective.train()
+        totals: dict[str, float] = {}
+        batches = length_bucketed_batches(lengths, config.batch_size, generator)
+        for index in batches:
+            width = int(lengths[index].max())
+            sequences = data.sequences[index][:, -width:] if width < data.sequences.shape[1] else data.sequences[index]
+            batch = model.training_batch(data.users[index], sequences, generator)
+            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=config.precision == "bf16"):
+                loss, logs = objective(model, batch, epoch, generator)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            if config.grad_clip > 0:
+                torch.nn.utils.clip_grad_norm_(parameters, config.grad_clip)
+            optimizer.step()
+            for name, value in logs.items():
+                totals[name] = totals.get(name, 0.0) + value * len(index)
+        model.eval()
+        metrics = {f"train_{k}": v / len(lengths) for k, v in totals.items()}
+        metrics |= {f"val_{k}": v for k, v in validate(model).items()}
+        metrics["epoch_seconds"] = time.perf_counter() - epoch_started
+        state.seconds += metrics["epoch_seconds"]
+        value = metrics[f"val_{config.monitor}"]
+        if value > state.best_metric:
+            state.best_metric, state.best_epoch, state.bad_epochs = value, epoch, 0
+            state.best_state = copy.deepcopy(model.state_dict())
+        else:
+            state.bad_epochs += 1
+        state.epoch = epoch
+        state.history.append({"epoch": epoch, **metrics})
+        epochs.set_postfix_str(f"{config.monitor} {value:.4f} (best {state.best_metric:.4f} @ {state.best_epoch})")
+        if checkpoint is not None:
+            _save(checkpoint, state, model, objective, optimizer)
+        for callback in callbacks:
+            callback.on_epoch_end(epoch, metrics)
+    epochs.close()
+    model.load_state_dict(state.best_state)
+    model.eval()
+    return TrainResult(state.best_epoch, state.best_metric, state.epoch + 1, state.history, state.seconds, resumed_from)
+
+
+@dataclass
+class _TrainingState:
+    epoch: int = -1
+    best_epoch: int = -1
+    best_metric: float = -math.inf
+    bad_epochs: int = 0
+    seconds: float = 0.0
+    history: list[dict[str, float]] = field(default_factory=list)
+    best_state: dict[str, torch.Tensor] = field(default_factory=dict)
+
+
+def _seeded(seed: int, epoch: int) -> torch.Generator:
+    """Per-epoch generator for data randomness; also seeds torch's global RNG (used by dropout)."""
+    epoch_seed = (seed * 1_000_003 + epoch) % (2**63)
+    torch.manual_seed(epoch_seed)
+    return torch.Generator().manual_seed(epoch_seed)
+
+
+def _save(path: Path, state: _TrainingState, model: nn.Module, objective: nn.Module, optimizer: torch.optim.Optimizer) -> None:
+    """Atomically write everything needed to continue after the last completed epoch."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    payload = {"state": asdict(state), "model": model.state_dict(), "objective": objective.state_dict(),
+               "optimizer": optimizer.state_dict()}
+    handle, temporary = tempfile.mkstemp(prefix=path.name + ".", suffix=".part", dir=path.parent)
+    os.close(handle)
+    try:
+        torch.save(payload, temporary)
+        os.replace(temporary, path)
+    finally:
+        if os.path.exists(temporary):
+            os.unlink(temporary)
+
+
+def _load(path: Path, model: nn.Module, objective: nn.Module, optimizer: torch.optim.Optimizer) -> _TrainingState:
+    payload = torch.load(path, weights_only=False)
+    model.load_state_dict(payload["model"])
+    objective.load_state_dict(payload["objective"])
+    optimizer.load_state_dict(payload["optimizer"])
+    return _TrainingState(**payload["state"])
