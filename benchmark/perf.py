@@ -1,20 +1,33 @@
-"""`python -m benchmark.perf eval`: how fast full-ranking evaluation is on a real dataset.
+"""Benchmark scripts that print timings (not timed tests).
 
-Prints wall time for ranking every test task against the whole catalog (random scores, so every
-item is a distinct candidate) plus seen-item filtering and all metrics, for each target kind.
+- `python -m benchmark.perf eval`: full-ranking evaluation on a real dataset, per target kind.
+- `python -m benchmark.perf train`: seconds per training epoch, sequences/s, peak RSS and evaluation
+  time of SASRec and BERT4Rec on ML-1M at a named configuration.
+
+Run them on a quiet machine: a concurrent job changes every figure.
 """
 
 from __future__ import annotations
 
 import argparse
+import resource
 import sys
 import time
+from concurrent.futures import ProcessPoolExecutor
+from multiprocessing import get_context
 
 import torch
 
 from benchmark.data.dataset import load_dataset
 from benchmark.metrics import evaluate
 from benchmark.split import TARGET_KINDS, SplitConfig
+
+# Named configurations. "rectools": the setting RecTools 0.19's SASRec was timed at on this kind of
+# machine (~170 s per ML-1M epoch, 2 cores); "suite": the small setting the suites use.
+TRAIN_CONFIGS: dict[str, dict] = {
+    "rectools": {"dim": 256, "blocks": 2, "heads": 4, "dropout": 0.2, "max_len": 100, "batch_size": 128},
+    "suite": {"dim": 64, "blocks": 2, "heads": 2, "dropout": 0.2, "max_len": 200, "batch_size": 128},
+}
 
 
 def time_evaluation(dataset: str, data_dir: str | None, quantile: float, repeats: int) -> list[dict]:
@@ -38,22 +51,74 @@ def time_evaluation(dataset: str, data_dir: str | None, quantile: float, repeats
     return rows
 
 
+def time_training(model_name: str, config_name: str, precision: str, epochs: int, dataset: str,
+                  data_dir: str | None) -> dict:
+    """Train `epochs` epochs (no validation) in this process; report per-epoch time, throughput, RSS, eval time."""
+    from baselines.bert4rec import BERT4Rec, BERT4RecConfig
+    from baselines.sasrec import SASRec, SASRecConfig
+    from benchmark.fit import training_data
+    from benchmark.train import TrainConfig, train
+
+    settings = dict(TRAIN_CONFIGS[config_name])
+    batch_size = settings.pop("batch_size")
+    model_class, config_class = {"sasrec": (SASRec, SASRecConfig), "bert4rec": (BERT4Rec, BERT4RecConfig)}[model_name]
+    log = load_dataset(dataset, data_dir=data_dir)
+    split = SplitConfig(quantile=0.9, target="last").apply(log)
+    torch.manual_seed(0)
+    model = model_class(log.n_items, config_class(**settings))
+    data = training_data(split, split.train_rows, model.max_len + 1)
+    result = train(model, data, lambda _: {"ndcg@10": 0.0},
+                   TrainConfig(max_epochs=epochs, patience=epochs, batch_size=batch_size, precision=precision),
+                   progress=False)
+    seconds = [row["epoch_seconds"] for row in result.history]
+    started = time.perf_counter()
+    evaluate(model, log, split.test, max_len=model.max_len)
+    return {"model": model_name, "config": config_name, "precision": precision, "sequences": len(data.users),
+            "first_epoch_s": seconds[0], "epoch_s": min(seconds), "sequences_per_s": len(data.users) / min(seconds),
+            "peak_rss_gib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20,
+            "eval_s": time.perf_counter() - started, "eval_users": len(split.test)}
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point; returns the process exit code."""
-    parser = argparse.ArgumentParser(prog="python -m benchmark.perf", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m benchmark.perf", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
     commands = parser.add_subparsers(dest="command", required=True)
     evaluation = commands.add_parser("eval", help="time full-ranking evaluation")
-    evaluation.add_argument("--dataset", default="ml-1m-5core")
-    evaluation.add_argument("--data-dir")
+    training = commands.add_parser("train", help="time training epochs of SASRec and BERT4Rec")
+    for sub in (evaluation, training):
+        sub.add_argument("--dataset", default="ml-1m-5core")
+        sub.add_argument("--data-dir")
     evaluation.add_argument("--quantile", type=float, default=0.9)
     evaluation.add_argument("--repeats", type=int, default=3)
+    training.add_argument("--models", nargs="+", default=["sasrec", "bert4rec"], choices=["sasrec", "bert4rec"])
+    training.add_argument("--config", nargs="+", default=["rectools"], choices=sorted(TRAIN_CONFIGS))
+    training.add_argument("--precision", nargs="+", default=["fp32", "bf16"], choices=["fp32", "bf16"])
+    training.add_argument("--epochs", type=int, default=2, help="epochs per measurement (the fastest is reported)")
     args = parser.parse_args(argv)
-    rows = time_evaluation(args.dataset, args.data_dir, args.quantile, args.repeats)
-    print(f"full-ranking evaluation on {args.dataset} (q={args.quantile}), torch threads "
-          f"{torch.get_num_threads()}, best of {args.repeats}:")
-    for row in rows:
-        print(f"  target {row['target']:10} {row['tasks']:7,} tasks {row['users']:6,} users "
-              f"{row['targets']:7,} targets  {row['seconds']:.3f} s")
+
+    if args.command == "eval":
+        rows = time_evaluation(args.dataset, args.data_dir, args.quantile, args.repeats)
+        print(f"full-ranking evaluation on {args.dataset} (q={args.quantile}), torch threads "
+              f"{torch.get_num_threads()}, best of {args.repeats}:")
+        for row in rows:
+            print(f"  target {row['target']:10} {row['tasks']:7,} tasks {row['users']:6,} users "
+                  f"{row['targets']:7,} targets  {row['seconds']:.3f} s")
+        return 0
+    print(f"training on {args.dataset}, torch threads {torch.get_num_threads()}; each line is a fresh process")
+    for config in args.config:
+        print(f"  config {config}: {TRAIN_CONFIGS[config]}")
+    for model in args.models:
+        for config in args.config:
+            for precision in args.precision:
+                # a fresh process per measurement, so peak RSS is that measurement's own
+                with ProcessPoolExecutor(1, mp_context=get_context("spawn")) as pool:
+                    row = pool.submit(time_training, model, config, precision, args.epochs,
+                                      args.dataset, args.data_dir).result()
+                print(f"  {row['model']:8} {row['config']:8} {row['precision']}: {row['epoch_s']:6.1f} s/epoch "
+                      f"(first {row['first_epoch_s']:.1f}), {row['sequences_per_s']:6.1f} sequences/s, "
+                      f"peak RSS {row['peak_rss_gib']:.2f} GiB, eval {row['eval_users']} users {row['eval_s']:.2f} s",
+                      flush=True)
     return 0
 
 

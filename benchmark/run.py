@@ -14,10 +14,9 @@ from dataclasses import asdict
 from pathlib import Path
 
 import pandas as pd
-import torch
 from tqdm.auto import tqdm
 
-from baselines.registry import get_model
+from baselines.registry import FitContext, get_model
 from benchmark import paths
 from benchmark.data.dataset import load_dataset
 from benchmark.data.errors import DataError
@@ -45,22 +44,22 @@ def run_suite(suite: Suite, *, data_dir: str | None, cache_dir: str | None, outp
     """Run (or with `dry_run`, list) every selected run of `suite`; return one summary row per run."""
     rows = []
     datasets = [d for d in suite.datasets if "dataset" not in only or d.label in only["dataset"]]
-    models = [m for m in suite.models if "model" not in only or m.name in only["model"]]
-    total = len(datasets) * len(suite.splits) * len(models) * len(suite.seeds)
+    models = [m for m in suite.models if "model" not in only or {m.name, m.display} & only["model"]]
+    total = sum(m.applies_to(d.label) for d in datasets for m in models) * len(suite.splits) * len(suite.seeds)
     progress = tqdm(total=total, desc=f"suite {suite.name}", unit="run", disable=dry_run)
     for entry in datasets:
         log = load_dataset(entry.source, data_dir=data_dir, cache_dir=cache_dir, preprocessing=entry.preprocessing)
         for split_config in suite.splits:
             split = split_config.apply(log)
-            for model in models:
+            for model in (m for m in models if m.applies_to(entry.label)):
                 for seed in suite.seeds:
                     spec = RunSpec(suite.name, entry.label, log.fingerprint, split_config.as_dict(),
-                                   asdict(suite.evaluation), model.name, model.params, seed)
+                                   asdict(suite.evaluation), model.name, model.display, model.resolved_params, seed)
                     path = result_path(output, spec)
                     if dry_run:
                         rows.append(_plan_row(spec, path))
                         continue
-                    progress.set_postfix_str(f"{entry.label} {split_config.target} {model.name} seed {seed}")
+                    progress.set_postfix_str(f"{entry.label} {split_config.target} {model.display} seed {seed}")
                     record = _load_record(path) if path.is_file() else _execute(spec, split, suite, path)
                     rows.append(_summary_row(record))
                     progress.update()
@@ -70,18 +69,18 @@ def run_suite(suite: Suite, *, data_dir: str | None, cache_dir: str | None, outp
 
 def _execute(spec: RunSpec, split: Split, suite: Suite, path: Path) -> dict:
     started = time.perf_counter()
-    torch.manual_seed(spec.seed)
-    model = get_model(spec.model)(split, dict(spec.params), spec.seed)
-    fitted = time.perf_counter()
-    result = evaluate(model, split.log, split.test, max_len=model.max_len, config=suite.evaluation)
-    finished = time.perf_counter()
+    context = FitContext(seed=spec.seed, evaluation=suite.evaluation, checkpoint=path.with_suffix(".ckpt"))
+    fitted = get_model(spec.model).fit(split, dict(spec.params), context)
+    fit_seconds = time.perf_counter() - started
+    result = evaluate(fitted.model, split.log, split.test, max_len=fitted.model.max_len, config=suite.evaluation)
     per_user_path = path.with_suffix(".per_user.csv.gz")
     per_user_path.parent.mkdir(parents=True, exist_ok=True)
     result.per_user.to_csv(per_user_path)
     record = {"key": spec.key, "config": spec.as_dict(), "split_report": split.report(),
-              "test": result.means, "fit_seconds": fitted - started, "eval_seconds": finished - fitted,
-              "per_user": per_user_path.name}
+              "test": result.means, "fit": fitted.info, "fit_seconds": fit_seconds,
+              "eval_seconds": time.perf_counter() - started - fit_seconds, "per_user": per_user_path.name}
     write_json_atomically(path, record)  # last: its presence marks the run as done
+    context.checkpoint.unlink(missing_ok=True)
     return record
 
 
@@ -91,7 +90,7 @@ def _load_record(path: Path) -> dict:
 
 def _summary_row(record: dict) -> dict:
     config = record["config"]
-    return {"dataset": config["dataset"], "target": config["split"]["target"], "model": config["model"],
+    return {"dataset": config["dataset"], "target": config["split"]["target"], "model": config["label"],
             "seed": config["seed"], **{m: record["test"][m] for m in SUMMARY_METRICS},
             "test_users": record["split_report"]["test_users"],
             "seconds": round(record["fit_seconds"] + record["eval_seconds"], 2),
@@ -99,7 +98,7 @@ def _summary_row(record: dict) -> dict:
 
 
 def _plan_row(spec: RunSpec, path: Path) -> dict:
-    return {"dataset": spec.dataset, "target": spec.split["target"], "model": spec.model, "seed": spec.seed,
+    return {"dataset": spec.dataset, "target": spec.split["target"], "model": spec.label, "seed": spec.seed,
             "key": spec.key, "status": "done" if path.is_file() else "to do"}
 
 

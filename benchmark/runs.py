@@ -23,6 +23,7 @@ class RunSpec:
     split: dict[str, Any]
     evaluation: dict[str, Any]
     model: str
+    label: str
     params: dict[str, Any]
     seed: int
 
@@ -30,18 +31,19 @@ class RunSpec:
         """Plain-data form, including the code version that enters the key."""
         return {"suite": self.suite, "dataset": self.dataset, "data_fingerprint": self.data_fingerprint,
                 "split": self.split, "evaluation": self.evaluation, "model": self.model,
-                "params": self.params, "seed": self.seed, "code_version": benchmark.__version__}
+                "label": self.label, "params": self.params, "seed": self.seed, "code_version": benchmark.__version__}
 
     @property
     def key(self) -> str:
-        """Stable hash of the resolved configuration + data fingerprint + code version."""
-        canonical = json.dumps(self.as_dict(), sort_keys=True, default=str)
+        """Stable hash of the resolved configuration + data fingerprint + code version (not the label)."""
+        identity = {k: v for k, v in self.as_dict().items() if k != "label"}
+        canonical = json.dumps(identity, sort_keys=True, default=str)
         return hashlib.sha256(canonical.encode()).hexdigest()[:16]
 
 
 def result_path(output: Path, spec: RunSpec) -> Path:
     """Where a finished run's record lives; its presence means the run is done."""
-    return output / spec.dataset / f"{spec.model}-{spec.key}.json"
+    return output / spec.dataset / f"{spec.label}-{spec.key}.json"
 
 
 def write_json_atomically(path: Path, payload: dict[str, Any]) -> None:
@@ -51,6 +53,7 @@ def write_json_atomically(path: Path, payload: dict[str, Any]) -> None:
     try:
         with os.fdopen(handle, "w") as sink:
             json.dump(payload, sink, indent=2, default=str)
+        os.chmod(temporary, 0o644)
         os.replace(temporary, path)
     finally:
         if os.path.exists(temporary):

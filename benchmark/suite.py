@@ -46,10 +46,21 @@ class DatasetEntry(_Strict):
 
 
 class ModelEntry(_Strict):
-    """A registered model and its fixed parameters."""
+    """A registered model, its fixed parameters, an optional display label and dataset restriction."""
 
     name: str
+    label: str | None = None
     params: dict[str, Any] = {}
+    datasets: list[str] | None = None
+
+    @property
+    def display(self) -> str:
+        """The label shown in tables and used in record file names."""
+        return self.label or self.name
+
+    def applies_to(self, dataset: str) -> bool:
+        """Whether this entry runs on `dataset`."""
+        return self.datasets is None or dataset in self.datasets
 
     @field_validator("name")
     @classmethod
@@ -57,6 +68,16 @@ class ModelEntry(_Strict):
         if value not in MODELS:
             raise ValueError(f"unknown model; registered: {sorted(MODELS)}")
         return value
+
+    @model_validator(mode="after")
+    def _valid_params(self) -> ModelEntry:
+        MODELS[self.name].resolve(self.params)  # raises ValueError naming the bad parameter
+        return self
+
+    @property
+    def resolved_params(self) -> dict[str, Any]:
+        """Every parameter, defaults included (what enters the run key)."""
+        return MODELS[self.name].resolve(self.params)
 
 
 class Suite(_Strict):
@@ -69,6 +90,19 @@ class Suite(_Strict):
     evaluation: EvaluationConfig = EvaluationConfig()
     models: list[ModelEntry] = Field(min_length=1)
     seeds: list[int] = Field([0], min_length=1)
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Suite:
+        labels = [m.display for m in self.models]
+        duplicated = sorted({label for label in labels if labels.count(label) > 1})
+        if duplicated:
+            raise ValueError(f"models: labels must be unique, repeated: {duplicated} (set 'label')")
+        known = {d.label for d in self.datasets}
+        for index, model in enumerate(self.models):
+            unknown = sorted(set(model.datasets or ()) - known)
+            if unknown:
+                raise ValueError(f"models.{index}.datasets: {unknown} not among the suite's datasets {sorted(known)}")
+        return self
 
 
 def load_suite(name_or_path: str | Path) -> Suite:

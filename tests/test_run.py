@@ -70,3 +70,25 @@ def test_readme_test_command_is_what_ci_runs():
     assert "pip install torch==2.13.0" in commands[0] and "pip install --quiet torch==2.13.0" in ci
     assert "python -m benchmark.run --suite smoke --data-dir ../shared/datasets" in commands[0]
     assert "python -m benchmark.run --suite smoke --data-dir ../shared/datasets" in ci
+
+
+def test_bad_model_params_fail_at_load(tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("name: x\ndatasets: [{name: ml-100k}]\nsplits: [{}]\n"
+                   "models: [{name: sasrec, params: {dimm: 64}}, {name: sasrec, label: s2, params: {seed: 3}}]\n")
+    with pytest.raises(DataError) as error:
+        load_suite(bad)
+    assert "models.0" in str(error.value) and "dimm" in str(error.value)
+    assert "models.1" in str(error.value) and "seed" in str(error.value)
+
+
+def test_run_key_covers_defaults_not_labels():
+    from benchmark.runs import RunSpec
+    from benchmark.suite import ModelEntry
+
+    entry = ModelEntry(name="sasrec", params={"dim": 32})
+    assert entry.resolved_params["lr"] == 0.001 and entry.resolved_params["dim"] == 32
+    first = RunSpec("s", "d", "f", {}, {}, "sasrec", "a", entry.resolved_params, 0)
+    relabelled = RunSpec("s", "d", "f", {}, {}, "sasrec", "b", entry.resolved_params, 0)
+    changed = RunSpec("s", "d", "f", {}, {}, "sasrec", "a", entry.resolved_params | {"lr": 0.01}, 0)
+    assert first.key == relabelled.key != changed.key

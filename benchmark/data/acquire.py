@@ -166,6 +166,7 @@ def _write_atomically(destination, source, sha256: str | None, *, label: str, pr
         if sha256 is not None and digest.hexdigest() != sha256:
             raise DataError(f"{label}: SHA-256 {digest.hexdigest()} does not match the expected "
                             f"{sha256}; nothing was kept in the cache")
+        os.chmod(temporary, 0o644)
         os.replace(temporary, destination)
     finally:
         if os.path.exists(temporary):
