@@ -90,7 +90,7 @@ def test_split_invariants(frame, config):
     # Validation: carved out of train; its targets never in the rows the model is fitted on.
     fit = set(split.validation.train_rows.tolist())
     assert fit <= train
-    for user, inputs, targets in task_rows(log, split.validation.tasks):
+    for _user, inputs, targets in task_rows(log, split.validation.tasks):
         assert set(targets.tolist()) <= train
         assert not set(targets.tolist()) & fit
         assert set(inputs.tolist()) <= train and inputs.max() < targets.min()

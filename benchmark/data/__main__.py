@@ -6,11 +6,11 @@ import argparse
 import json
 import sys
 
+from benchmark import paths
 from benchmark.data.dataset import load_dataset
 from benchmark.data.describe import describe, format_description
 from benchmark.data.errors import DataError
 from benchmark.data.preprocess import PreprocessConfig
-from benchmark import paths
 from benchmark.data.registry import DATASETS, locally_available
 from benchmark.data.spec import DatasetSpec
 from benchmark.split import TARGET_KINDS, VALIDATION_KINDS, SplitConfig
