@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import benchmark
+from benchmark.files import atomic_output
 
 
 @dataclass(frozen=True)
@@ -48,13 +47,5 @@ def result_path(output: Path, spec: RunSpec) -> Path:
 
 def write_json_atomically(path: Path, payload: dict[str, Any]) -> None:
     """Write JSON so that a reader never sees a partial file (a killed run leaves no record)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(prefix=path.name + ".", suffix=".part", dir=path.parent)
-    try:
-        with os.fdopen(handle, "w") as sink:
-            json.dump(payload, sink, indent=2, default=str)
-        os.chmod(temporary, 0o644)
-        os.replace(temporary, path)
-    finally:
-        if os.path.exists(temporary):
-            os.unlink(temporary)
+    with atomic_output(path) as temporary:
+        temporary.write_text(json.dumps(payload, indent=2, default=str))

@@ -13,8 +13,6 @@ from __future__ import annotations
 
 import copy
 import math
-import os
-import tempfile
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
@@ -28,6 +26,7 @@ from tqdm.auto import tqdm
 
 from baselines.transformer import SequenceBatch
 from benchmark.data.dataset import PADDING
+from benchmark.files import atomic_output
 
 
 @dataclass(frozen=True)
@@ -208,17 +207,10 @@ def _seeded(seed: int, epoch: int) -> torch.Generator:
 
 def _save(path: Path, state: _TrainingState, model: nn.Module, objective: nn.Module, optimizer: torch.optim.Optimizer) -> None:
     """Atomically write everything needed to continue after the last completed epoch."""
-    path.parent.mkdir(parents=True, exist_ok=True)
     payload = {"state": asdict(state), "model": model.state_dict(), "objective": objective.state_dict(),
                "optimizer": optimizer.state_dict()}
-    handle, temporary = tempfile.mkstemp(prefix=path.name + ".", suffix=".part", dir=path.parent)
-    os.close(handle)
-    try:
+    with atomic_output(path) as temporary:
         torch.save(payload, temporary)
-        os.replace(temporary, path)
-    finally:
-        if os.path.exists(temporary):
-            os.unlink(temporary)
 
 
 def _load(path: Path, model: nn.Module, objective: nn.Module, optimizer: torch.optim.Optimizer) -> _TrainingState:

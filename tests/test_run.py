@@ -40,24 +40,38 @@ def test_only_filter_parsing():
         parse_only("seed=1")
 
 
-def test_smoke_suite_runs_and_resumes(mirror, tmp_path, capsys):
-    args = ["--suite", "smoke", "--data-dir", str(mirror), "--cache-dir", str(tmp_path / "cache"),
+SMALL_SUITE = """
+name: small
+datasets: [{name: ml-100k}]
+splits: [{quantile: 0.9, target: last}]
+models:
+  - {name: mostpop}
+  - {name: recentpop}
+  - {name: sasrec, params: {dim: 16, blocks: 1, heads: 1, max_len: 20, max_epochs: 2}}
+"""
+
+
+def test_suite_runs_and_resumes(mirror, tmp_path, capsys):
+    suite = tmp_path / "small.yaml"
+    suite.write_text(SMALL_SUITE)
+    args = ["--suite", str(suite), "--data-dir", str(mirror), "--cache-dir", str(tmp_path / "cache"),
             "--output", str(tmp_path / "runs")]
     assert run_cli(args) == 0
     records = sorted((tmp_path / "runs").rglob("*.json"))
-    assert len(records) == 4
-    record = json.loads(records[0].read_text())
+    assert len(records) == 3
+    record = json.loads(next(r for r in records if r.name.startswith("sasrec")).read_text())
     assert set(record["test"]) >= {"ndcg@10", "hr@10", "mrr@10", "coverage@10"}
+    assert record["fit"]["epochs_run"] == 2 and len(record["fit"]["history"]) == 2
     assert (records[0].parent / record["per_user"]).is_file()
-    assert not list((tmp_path / "runs").rglob("*.part"))
+    assert not list((tmp_path / "runs").rglob("*.part")) and not list((tmp_path / "runs").rglob("*.ckpt"))
     capsys.readouterr()
 
     records[0].unlink()  # as if the process had been killed before this run finished
     assert run_cli(args + ["--dry-run"]) == 0
-    assert "3 already done" in capsys.readouterr().out
+    assert "2 already done" in capsys.readouterr().out
     assert run_cli(args) == 0
-    assert "(3 from earlier sessions)" in capsys.readouterr().out
-    assert len(sorted((tmp_path / "runs").rglob("*.json"))) == 4
+    assert "(2 from earlier sessions)" in capsys.readouterr().out
+    assert len(sorted((tmp_path / "runs").rglob("*.json"))) == 3
 
 
 def test_readme_test_command_is_what_ci_runs():

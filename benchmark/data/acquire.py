@@ -8,20 +8,13 @@ half-written or corrupt file never looks complete.
 from __future__ import annotations
 
 import hashlib
-import os
-import tempfile
-import urllib.request
 import warnings
-import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from tqdm.auto import tqdm
-
 from benchmark.data.errors import DataError
 from benchmark.data.spec import DataFile, DatasetSpec
-
-_CHUNK = 1 << 20
+from benchmark.files import archive_cache_path, download, extract_member, sha256_of
 
 
 @dataclass(frozen=True)
@@ -36,15 +29,6 @@ class ResolvedFiles:
         """A short hash of all file hashes: enters every cache and run key derived from the data."""
         joined = "\n".join(f"{name}={digest}" for name, digest in sorted(self.sha256.items()))
         return hashlib.sha256(joined.encode()).hexdigest()[:16]
-
-
-def sha256_of(path: Path) -> str:
-    """SHA-256 hex digest of a file's bytes."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        while chunk := handle.read(_CHUNK):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def resolve_files(
@@ -122,53 +106,14 @@ def _download_verified(file: DataFile, destination: Path, cache_dir: Path, spec:
     """Download `file` (or extract it from its downloaded archive) into `destination`, atomically."""
     assert file.url is not None
     url, _, member = file.url.partition("#")
-    destination.parent.mkdir(parents=True, exist_ok=True)
     if not member:
-        _download(url, destination, file.sha256, label=f"{spec.name}/{file.name}")
+        download(url, destination, file.sha256, label=f"{spec.name}/{file.name}")
         return _verified(destination, file, spec)
-    archive = cache_dir / "downloads" / Path(urllib.request.url2pathname(url.rsplit("/", 1)[-1])).name
+    archive = archive_cache_path(cache_dir, url)
     if not archive.is_file():
-        _download(url, archive, None, label=archive.name)
+        download(url, archive, None, label=archive.name)
     try:
-        with zipfile.ZipFile(archive) as bundle, bundle.open(member) as source:
-            _write_atomically(destination, source, file.sha256, label=f"{archive}#{member}")
-    except KeyError:
-        raise DataError(f"dataset '{spec.name}': archive {archive} has no member '{member}'") from None
-    except zipfile.BadZipFile as error:
-        archive.unlink(missing_ok=True)
-        raise DataError(f"dataset '{spec.name}': downloaded archive {archive} is not a zip file "
-                        f"({error}); it was removed, retry the download") from None
+        extract_member(archive, member, destination, file.sha256)
+    except DataError as error:
+        raise DataError(f"dataset '{spec.name}': {error}") from None
     return _verified(destination, file, spec)
-
-
-def _download(url: str, destination: Path, sha256: str | None, *, label: str) -> None:
-    destination.parent.mkdir(parents=True, exist_ok=True)
-    try:
-        with urllib.request.urlopen(url, timeout=60) as response:
-            total = int(response.headers.get("Content-Length") or 0) or None
-            with tqdm(total=total, unit="B", unit_scale=True, desc=f"download {label}") as bar:
-                _write_atomically(destination, response, sha256, label=url, progress=bar.update)
-    except OSError as error:
-        raise DataError(f"download of {url} failed: {error}") from None
-
-
-def _write_atomically(destination, source, sha256: str | None, *, label: str, progress=None) -> None:
-    """Stream `source` into a temporary sibling of `destination`, verify, then rename into place."""
-    digest = hashlib.sha256()
-    handle, temporary = tempfile.mkstemp(prefix=destination.name + ".", suffix=".part", dir=destination.parent)
-    try:
-        with os.fdopen(handle, "wb") as sink:
-            while chunk := source.read(_CHUNK):
-                sink.write(chunk)
-                digest.update(chunk)
-                if progress is not None:
-                    progress(len(chunk))
-        if sha256 is not None and digest.hexdigest() != sha256:
-            raise DataError(f"{label}: SHA-256 {digest.hexdigest()} does not match the expected "
-                            f"{sha256}; nothing was kept in the cache")
-        os.chmod(temporary, 0o644)
-        os.replace(temporary, destination)
-    finally:
-        if os.path.exists(temporary):
-            os.unlink(temporary)
-
