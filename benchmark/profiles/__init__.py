@@ -1,0 +1,1 @@
+"""User profiles: prompts from training-period histories, LLM backends, a generation cache, encoders."""

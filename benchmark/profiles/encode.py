@@ -1,0 +1,102 @@
+"""Sentence encoders and cached text embeddings, and the user embedding matrix built from profiles."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Literal
+
+import numpy as np
+from tqdm.auto import tqdm
+
+from benchmark.profiles.store import Store
+from benchmark.profiles.weights import ENCODERS, materialize, source_for
+
+
+class SentenceEncoder:
+    """A sentence-transformers model; `id` (model + weights hash) enters the embedding cache key."""
+
+    def __init__(self, name: str = "all-minilm-l6-v2", *, batch_size: int = 64):
+        os.environ.setdefault("HF_HUB_OFFLINE", "1")
+        from sentence_transformers import SentenceTransformer
+
+        source = source_for(name, ENCODERS)
+        self.id = f"sentence-transformers:{source.id}:{source.fingerprint[:12]}"
+        self.batch_size = batch_size
+        self.model = SentenceTransformer(str(materialize(source)), device="cpu")
+
+    @property
+    def dim(self) -> int:
+        """Embedding dimension."""
+        return int(self.model.get_embedding_dimension())
+
+    def encode(self, texts: Sequence[str]) -> np.ndarray:
+        """float32 [len(texts), dim]."""
+        return self.model.encode(list(texts), batch_size=self.batch_size, convert_to_numpy=True,
+                                 show_progress_bar=False).astype(np.float32)
+
+
+def text_hash(text: str) -> str:
+    """Cache key of a text."""
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def encode_cached(encoder: SentenceEncoder, texts: Sequence[str], store: Store, *, block: int = 256,
+                  progress: bool = True) -> np.ndarray:
+    """Embeddings of `texts`, computing only those not yet cached for this encoder."""
+    hashes = [text_hash(t) for t in texts]
+    cached = store.embeddings(encoder.id, sorted(set(hashes)))
+    todo = sorted({h: t for h, t in zip(hashes, texts, strict=True) if h not in cached}.items())
+    with tqdm(total=len(todo), desc=f"encode ({encoder.id})", unit="text", disable=not progress or not todo) as bar:
+        for start in range(0, len(todo), block):
+            part = todo[start:start + block]
+            vectors = encoder.encode([t for _, t in part])
+            store.put_embeddings(encoder.id, [(h, v) for (h, _), v in zip(part, vectors, strict=True)])
+            cached.update({h: v for (h, _), v in zip(part, vectors, strict=True)})
+            bar.update(len(part))
+    return np.stack([cached[h] for h in hashes]) if hashes else np.zeros((0, encoder.dim), np.float32)
+
+
+@dataclass(frozen=True)
+class UserEmbeddings:
+    """One row per dense user id; rows of users without a target are zero and `has_target` is False."""
+
+    matrix: np.ndarray
+    has_target: np.ndarray
+    encoder: str
+
+
+def user_embeddings(n_users: int, texts: dict[int, str], encoder: SentenceEncoder, store: Store,
+                    *, progress: bool = True) -> UserEmbeddings:
+    """Embed each user's text (profile or side-information text) into a matrix aligned to user ids."""
+    users = sorted(texts)
+    vectors = encode_cached(encoder, [texts[u] for u in users], store, progress=progress)
+    matrix = np.zeros((n_users, encoder.dim), dtype=np.float32)
+    has = np.zeros(n_users, dtype=bool)
+    if users:
+        matrix[users] = vectors
+        has[users] = True
+    return UserEmbeddings(matrix, has, encoder.id)
+
+
+def reduce_dimension(embeddings: UserEmbeddings, fit_users: np.ndarray, dim: int,
+                     method: Literal["pca", "umap"] = "pca", seed: int = 0) -> UserEmbeddings:
+    """Project to `dim` dimensions with PCA or UMAP fitted on `fit_users` only (training users), applied
+    to every user with a target."""
+    fit = np.intersect1d(fit_users, np.flatnonzero(embeddings.has_target))
+    if len(fit) <= dim:
+        raise ValueError(f"reduce_dimension: {len(fit)} training users with a target, need more than {dim}")
+    if method == "pca":
+        from sklearn.decomposition import PCA
+
+        reducer = PCA(n_components=dim, random_state=seed).fit(embeddings.matrix[fit])
+    else:
+        import umap
+
+        reducer = umap.UMAP(n_components=dim, random_state=seed).fit(embeddings.matrix[fit])
+    matrix = np.zeros((len(embeddings.matrix), dim), dtype=np.float32)
+    rows = np.flatnonzero(embeddings.has_target)
+    matrix[rows] = reducer.transform(embeddings.matrix[rows])
+    return UserEmbeddings(matrix, embeddings.has_target, f"{embeddings.encoder}+{method}{dim}")

@@ -1,0 +1,149 @@
+"""Generating user profiles with any backend, through the cache.
+
+Each conversation's cache key hashes the backend id (model and weights), the rendered conversation
+(template text and history) and the generation parameters, so a rerun costs nothing and a changed
+prompt regenerates only what changed. Empty or failed generations are retried (with sampling, since a
+greedy retry would repeat itself), then recorded as failed with the reason; such users simply have no
+profile.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
+
+from tqdm.auto import tqdm
+
+from benchmark.profiles.backends import Backend, Conversation, GenerationParams
+from benchmark.profiles.prompts import PromptConfig, aggregation_prompt, build_prompts
+from benchmark.profiles.store import Store, StoredProfile
+from benchmark.split import Split
+
+
+def profile_key(backend_id: str, conversation: Conversation, params: GenerationParams) -> str:
+    """Cache key of one generation."""
+    payload = json.dumps({"backend": backend_id, "messages": list(conversation), "params": params.as_dict()},
+                         sort_keys=True)
+    return hashlib.sha256(payload.encode()).hexdigest()
+
+
+@dataclass
+class GenerationSummary:
+    """Counts and throughput of one `generate_profiles` call."""
+
+    users: int = 0
+    cached: int = 0
+    generated: int = 0
+    failed: int = 0
+    completion_tokens: int = 0
+    seconds: float = 0.0
+    failures: dict[str, int] = field(default_factory=dict)
+
+    def line(self) -> str:
+        """One-line human summary."""
+        rate = self.generated / self.seconds * 60 if self.seconds else 0.0
+        tokens = self.completion_tokens / self.seconds if self.seconds else 0.0
+        return (f"{self.users} users: {self.cached} cached, {self.generated} generated, {self.failed} failed; "
+                f"{rate:.1f} profiles/min, {tokens:.1f} generated tokens/s over {self.seconds:.0f} s")
+
+
+@dataclass(frozen=True)
+class Profiles:
+    """Final profile text per user (dense user id) and the reason for every user without one."""
+
+    texts: dict[int, str]
+    missing: dict[int, str]
+
+
+def generate_profiles(split: Split, backend: Backend, store: Store, *, prompts: PromptConfig = PromptConfig(),
+                      params: GenerationParams = GenerationParams(), block: int = 64, retries: int = 2,
+                      users: Sequence[int] | None = None, progress: bool = True, generate: bool = True
+                      ) -> tuple[Profiles, GenerationSummary]:
+    """Profiles for every user with a training-period history (or the given dense `users`).
+
+    With `generate=False` only the cache is read (the backend's `id` is all that is used) and users
+    without a cached profile are reported missing.
+    """
+    summary = GenerationSummary()
+    started = time.perf_counter()
+    user_prompts = build_prompts(split, prompts)
+    if users is not None:
+        wanted = set(users)
+        user_prompts = [p for p in user_prompts if p.user in wanted]
+    summary.users = len(user_prompts)
+    chunk_conversations = [c for p in user_prompts for c in p.chunks]
+    chunk_texts = _run(chunk_conversations, backend, store, params, block, retries, summary, progress, "profiles",
+                       generate)
+    texts, missing, aggregate_for = {}, {}, {}
+    position = 0
+    for prompt in user_prompts:
+        outcomes = chunk_texts[position:position + len(prompt.chunks)]
+        position += len(prompt.chunks)
+        failed = [reason for ok, reason in outcomes if not ok]
+        if failed:
+            missing[prompt.user] = failed[0]
+        elif len(outcomes) == 1:
+            texts[prompt.user] = outcomes[0][1]
+        else:
+            aggregate_for[prompt.user] = aggregation_prompt(split.log, [t for _, t in outcomes], prompts.templates)
+    if aggregate_for:
+        merged = _run(list(aggregate_for.values()), backend, store, params, block, retries, summary, progress,
+                      "aggregate", generate)
+        for user, (ok, value) in zip(aggregate_for, merged, strict=True):
+            (texts if ok else missing)[user] = value
+    summary.seconds = time.perf_counter() - started
+    return Profiles(texts, missing), summary
+
+
+def _run(conversations: list[Conversation], backend: Backend, store: Store, params: GenerationParams, block: int,
+         retries: int, summary: GenerationSummary, progress: bool, label: str, generate: bool
+         ) -> list[tuple[bool, str]]:
+    """(ok, text-or-reason) per conversation, generating what the store lacks (failed rows are retried)."""
+    keys = [profile_key(backend.id, c, params) for c in conversations]
+    stored = store.profiles(keys)
+    todo = [i for i, key in enumerate(keys) if key not in stored or stored[key].status != "ok"]
+    summary.cached += len(conversations) - len(todo)
+    if not generate:
+        return [(True, stored[k].text) if k in stored and stored[k].status == "ok"
+                else (False, stored[k].reason if k in stored else "not generated yet") for k in keys]
+    bar = tqdm(total=len(todo), desc=f"{label} ({backend.id})", unit="profile", disable=not progress or not todo)
+    for start in range(0, len(todo), block):
+        index = todo[start:start + block]
+        block_started = time.perf_counter()
+        results = _generate_with_retries([conversations[i] for i in index], backend, params, retries)
+        seconds = (time.perf_counter() - block_started) / max(len(index), 1)
+        rows = []
+        for i, result in zip(index, results, strict=True):
+            ok = result.error is None and bool(result.text)
+            reason = None if ok else (result.error or "empty generation")
+            rows.append(StoredProfile(keys[i], "ok" if ok else "failed", result.text if ok else None, reason,
+                                      result.prompt_tokens, result.completion_tokens, seconds, backend.id))
+            summary.generated += ok
+            summary.failed += not ok
+            summary.completion_tokens += result.completion_tokens
+            if not ok:
+                summary.failures[reason] = summary.failures.get(reason, 0) + 1
+        store.put_profiles(rows)  # committed: a kill after this line loses nothing of this block
+        stored.update({row.key: row for row in rows})
+        bar.update(len(index))
+        elapsed = bar.format_dict["elapsed"] or 1e-9
+        bar.set_postfix_str(f"{summary.completion_tokens / elapsed:.0f} tok/s, {bar.n / elapsed * 60:.0f}/min")
+    bar.close()
+    return [(stored[k].status == "ok", stored[k].text if stored[k].status == "ok" else stored[k].reason)
+            for k in keys]
+
+
+def _generate_with_retries(conversations: list[Conversation], backend: Backend, params: GenerationParams,
+                           retries: int):
+    results = backend.generate(conversations, params)
+    for attempt in range(1, retries + 1):
+        bad = [i for i, r in enumerate(results) if r.error is not None or not r.text]
+        if not bad:
+            break
+        retry_params = replace(params, temperature=max(params.temperature, 0.7), seed=params.seed + attempt)
+        for i, result in zip(bad, backend.generate([conversations[i] for i in bad], retry_params), strict=True):
+            results[i] = result
+    return results

@@ -1,0 +1,148 @@
+"""Prompts: a user's training-period history rendered into chat messages with a per-domain template.
+
+Only `Split.training_histories()` (interactions at or before the cutoff) is ever read here, so no
+later interaction can reach a prompt.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+import pandas as pd
+import yaml
+from pydantic import BaseModel, ConfigDict, ValidationError
+
+from benchmark.data.dataset import Interactions
+from benchmark.data.errors import DataError, describe_validation_error
+from benchmark.split import Split
+
+TEMPLATES_FILE = Path(__file__).parent / "templates.yaml"
+Message = dict[str, str]
+
+
+class Template(BaseModel):
+    """One domain's prompt texts; `{history}` marks where the item lines go."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    system: str
+    item_fields: list[str]
+    short: str
+    long: str
+    aggregate: str
+
+
+@dataclass(frozen=True)
+class PromptConfig:
+    """How histories become prompts (plain data; part of every profile's cache key).
+
+    `max_items` keeps the most recent items; with `chunk_size`, the kept history is split into chunks
+    of that many items, each profiled separately and merged by the `aggregate` prompt.
+    """
+
+    style: Literal["short", "long"] = "short"
+    max_items: int = 50
+    chunk_size: int | None = None
+    templates: str = str(TEMPLATES_FILE)
+
+    def __post_init__(self) -> None:
+        if self.style not in ("short", "long"):
+            raise ValueError(f"prompts: style must be short or long, got {self.style!r}")
+        if self.max_items < 1 or (self.chunk_size is not None and self.chunk_size < 1):
+            raise ValueError("prompts: max_items and chunk_size must be >= 1")
+
+
+def load_templates(path: str | Path = TEMPLATES_FILE) -> dict[str, Template]:
+    """Read and validate a templates file; errors name the file and the key."""
+    path = Path(path)
+    try:
+        raw = yaml.safe_load(path.read_text())
+        templates = {domain: Template.model_validate(value) for domain, value in raw.items()}
+    except (OSError, yaml.YAMLError, AttributeError) as error:
+        raise DataError(f"{path}: cannot read prompt templates ({error})") from None
+    except ValidationError as error:
+        raise DataError(f"{path}: {describe_validation_error(error)}") from None
+    for domain, template in templates.items():
+        for name in ("short", "long", "aggregate"):
+            if "{history}" not in getattr(template, name):
+                raise DataError(f"{path}: {domain}.{name} lacks the {{history}} placeholder")
+    return templates
+
+
+@dataclass(frozen=True)
+class UserPrompt:
+    """The prompt(s) for one user: one conversation, or one per chunk plus the aggregation template."""
+
+    user: int
+    chunks: tuple[tuple[Message, ...], ...]
+    n_items: int
+
+
+def item_lines(log: Interactions, history: pd.DataFrame, fields: list[str]) -> list[str]:
+    """One line per history row: the item's available text fields, and the user's rating if known."""
+    text = log.item_text.reindex(history["item"].to_numpy())
+    parts = []
+    for field in fields:
+        if field == "rating":
+            if "rating" in history:
+                values = history["rating"].map(lambda r: f"rated {r:g}/5")
+                parts.append(pd.Series(values.to_numpy(), index=text.index))
+            continue
+        if field not in text:
+            continue
+        column = text[field]
+        if field == "year":
+            column = column.map(lambda y: f"({y})" if pd.notna(y) else None)
+        parts.append(column.astype("object").where(column.notna(), None))
+    lines = []
+    for values in zip(*parts) if parts else [()] * len(text):
+        present = [str(v) for v in values if v is not None and v == v and str(v).strip()]
+        lines.append("- " + " ".join(_join_title_year(present)) if present else "- (no description)")
+    return lines
+
+
+def _join_title_year(values: list[str]) -> list[str]:
+    """Title and '(year)' read as one phrase; other fields are separated by semicolons."""
+    joined: list[str] = []
+    for value in values:
+        if value.startswith("(") and joined:
+            joined[-1] = f"{joined[-1]} {value}"
+        else:
+            joined.append(value)
+    return ["; ".join(joined)]
+
+
+def build_prompts(split: Split, config: PromptConfig = PromptConfig()) -> list[UserPrompt]:
+    """Prompts for every user with a training-period history, in user order."""
+    log = split.log
+    template = load_templates(config.templates).get(log.domain)
+    if template is None:
+        raise DataError(f"{config.templates}: no template for domain '{log.domain}'")
+    histories = split.training_histories()
+    histories = histories.groupby("user", sort=True).tail(config.max_items)
+    lines = np.asarray(item_lines(log, histories, template.item_fields), dtype=object)
+    body = getattr(template, config.style)
+    users = histories["user"].to_numpy()
+    boundaries = np.flatnonzero(np.diff(users)) + 1
+    prompts = []
+    for user_lines, user in zip(np.split(lines, boundaries), users[np.r_[0, boundaries]], strict=True):
+        size = config.chunk_size or len(user_lines)
+        chunks = tuple(_conversation(template.system, body, list(user_lines[start:start + size]))
+                       for start in range(0, len(user_lines), size))
+        prompts.append(UserPrompt(int(user), chunks, len(user_lines)))
+    return prompts
+
+
+def aggregation_prompt(log: Interactions, chunk_profiles: list[str], templates: str = str(TEMPLATES_FILE)
+                       ) -> tuple[Message, ...]:
+    """The conversation that merges chunk profiles (oldest first) into one profile."""
+    template = load_templates(templates)[log.domain]
+    lines = [f"Part {i}: {text}" for i, text in enumerate(chunk_profiles, start=1)]
+    return _conversation(template.system, template.aggregate, lines)
+
+
+def _conversation(system: str, body: str, lines: list[str]) -> tuple[Message, ...]:
+    return ({"role": "system", "content": system},
+            {"role": "user", "content": body.replace("{history}", "\n".join(lines))})

