@@ -3,6 +3,8 @@
 - `python -m benchmark.perf eval`: full-ranking evaluation on a real dataset, per target kind.
 - `python -m benchmark.perf train`: seconds per training epoch, sequences/s, peak RSS and evaluation
   time of SASRec and BERT4Rec on ML-1M at a named configuration.
+- `python -m benchmark.perf profiles`: profiles/min and generated tokens/s of the default generator
+  (transformers backend, no cache) for several batch sizes / history lengths, and encoder sentences/s.
 
 Run them on a quiet machine: a concurrent job changes every figure.
 """
@@ -79,6 +81,39 @@ def time_training(model_name: str, config_name: str, precision: str, epochs: int
             "eval_s": time.perf_counter() - started, "eval_users": len(split.test)}
 
 
+def time_profiles(dataset: str, data_dir: str | None, users: int, batch_size: int, max_items: int, dtype: str,
+                  max_new_tokens: int) -> dict:
+    """Generate profiles for the first `users` users without the cache, then encode them."""
+    import os
+
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    from benchmark.profiles.backends import GenerationParams, TransformersBackend
+    from benchmark.profiles.encode import SentenceEncoder
+    from benchmark.profiles.prompts import PromptConfig, build_prompts
+    from benchmark.profiles.weights import LLMS, materialize, transformers_directory
+
+    split = SplitConfig(quantile=0.9).apply(load_dataset(dataset, data_dir=data_dir))
+    conversations = [p.chunks[0] for p in build_prompts(split, PromptConfig(max_items=max_items))[:users]]
+    source = LLMS["smollm2-135m-instruct"]
+    backend = TransformersBackend(transformers_directory(materialize(source), source), source.id,
+                                  batch_size=batch_size, dtype=dtype)
+    started = time.perf_counter()
+    results = backend.generate(conversations, GenerationParams(max_new_tokens=max_new_tokens))
+    seconds = time.perf_counter() - started
+    texts = [r.text for r in results if r.text]
+    encoder = SentenceEncoder()
+    encoder.encode(texts[:8])  # warm-up
+    encode_started = time.perf_counter()
+    encoder.encode(texts)
+    encode_seconds = time.perf_counter() - encode_started
+    tokens = sum(r.completion_tokens for r in results)
+    return {"users": len(results), "batch_size": batch_size, "max_items": max_items, "dtype": dtype,
+            "profiles_per_min": len(results) / seconds * 60, "tokens_per_s": tokens / seconds,
+            "mean_tokens": tokens / len(results), "mean_prompt_tokens": sum(r.prompt_tokens for r in results) / len(results),
+            "stopped_share": sum(r.finish_reason == "stop" for r in results) / len(results),
+            "sentences_per_s": len(texts) / encode_seconds, "example": texts[0] if texts else ""}
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point; returns the process exit code."""
     parser = argparse.ArgumentParser(prog="python -m benchmark.perf", description=__doc__,
@@ -86,7 +121,8 @@ def main(argv: list[str] | None = None) -> int:
     commands = parser.add_subparsers(dest="command", required=True)
     evaluation = commands.add_parser("eval", help="time full-ranking evaluation")
     training = commands.add_parser("train", help="time training epochs of SASRec and BERT4Rec")
-    for sub in (evaluation, training):
+    profiles = commands.add_parser("profiles", help="time profile generation and encoding")
+    for sub in (evaluation, training, profiles):
         sub.add_argument("--dataset", default="ml-1m-5core")
         sub.add_argument("--data-dir")
     evaluation.add_argument("--quantile", type=float, default=0.9)
@@ -95,8 +131,27 @@ def main(argv: list[str] | None = None) -> int:
     training.add_argument("--config", nargs="+", default=["rectools"], choices=sorted(TRAIN_CONFIGS))
     training.add_argument("--precision", nargs="+", default=["fp32", "bf16"], choices=["fp32", "bf16"])
     training.add_argument("--epochs", type=int, default=2, help="epochs per measurement (the fastest is reported)")
+    profiles.add_argument("--users", type=int, default=64)
+    profiles.add_argument("--batch-size", type=int, nargs="+", default=[32])
+    profiles.add_argument("--max-items", type=int, nargs="+", default=[50])
+    profiles.add_argument("--dtype", nargs="+", default=["bfloat16"], choices=["bfloat16", "float32"])
+    profiles.add_argument("--max-new-tokens", type=int, default=128)
     args = parser.parse_args(argv)
 
+    if args.command == "profiles":
+        print(f"profile generation on {args.dataset}, SmolLM2-135M-Instruct (transformers), "
+              f"{args.users} users, torch threads {torch.get_num_threads()}")
+        for dtype in args.dtype:
+            for max_items in args.max_items:
+                for batch_size in args.batch_size:
+                    row = time_profiles(args.dataset, args.data_dir, args.users, batch_size, max_items, dtype,
+                                        args.max_new_tokens)
+                    print(f"  {dtype} batch {batch_size:3} max_items {max_items:3} (prompt {row['mean_prompt_tokens']:.0f} tok): "
+                          f"{row['profiles_per_min']:6.1f} profiles/min, {row['tokens_per_s']:6.1f} tok/s, "
+                          f"{row['mean_tokens']:.0f} tokens/profile, {row['stopped_share']:.0%} ended by EOS; "
+                          f"encoder {row['sentences_per_s']:.0f} sentences/s", flush=True)
+                    print(f"    e.g. {row['example'][:300]!r}", flush=True)
+        return 0
     if args.command == "eval":
         rows = time_evaluation(args.dataset, args.data_dir, args.quantile, args.repeats)
         print(f"full-ranking evaluation on {args.dataset} (q={args.quantile}), torch threads "
