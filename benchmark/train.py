@@ -149,6 +149,7 @@ def train(
         model.train()
         objective.train()
         totals: dict[str, float] = {}
+        counts: dict[str, int] = {}
         batches = length_bucketed_batches(lengths, config.batch_size, generator)
         for index in batches:
             width = int(lengths[index].max())
@@ -163,8 +164,9 @@ def train(
             optimizer.step()
             for name, value in logs.items():
                 totals[name] = totals.get(name, 0.0) + value * len(index)
+                counts[name] = counts.get(name, 0) + len(index)
         model.eval()
-        metrics = {f"train_{k}": v / len(lengths) for k, v in totals.items()}
+        metrics = {f"train_{k}": v / counts[k] for k, v in totals.items()}
         metrics |= {f"val_{k}": v for k, v in validate(model).items()}
         metrics["epoch_seconds"] = time.perf_counter() - epoch_started
         state.seconds += metrics["epoch_seconds"]

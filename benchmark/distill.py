@@ -1,0 +1,112 @@
+"""The distillation objective (Severin et al., ECIR 2026), wrapped around any backbone.
+
+For a training sequence of user u, the hidden states of one block (`layer`: k for block k, counted
+from 1; -1 for the final representation after the last layer norm) are aggregated over the sequence's NON-PADDING positions into H(u):
+
+- `mean`: plain average (the reference implementation averages padding positions too, which makes the
+  target depend on how much padding a batch has; here padding never counts);
+- `exp`: softmax(gamma * t) weights over positions t, so recent items weigh more;
+- `attention`: softmax(w^T h_t + b) weights (w, b trained alongside, discarded afterwards).
+
+L_distil = D(H(u), P(e_u)) with e_u the user's profile embedding, P a training-only linear projection
+from the profile dimension to the model dimension, D in {mse, rmse, cosine (1 - cos)}. The loss is
+L = alpha * beta * L_distil + (1 - alpha) * L_rec with beta = stopgrad(L_rec / L_distil) (or 1), while
+epoch < distil_epochs; afterwards L = L_rec (fine-tuning). Users without a profile contribute no
+distillation loss. The backbone class is untouched: P and the attention pooling live in this objective,
+so the trained model has exactly a plain backbone's parameters and the same inference.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Any, Literal
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from baselines.transformer import SequenceBatch
+from benchmark.data.dataset import PADDING
+from benchmark.train import Objective
+
+
+@dataclass(frozen=True)
+class DistillConfig:
+    """Distillation settings (defaults: the seed paper's SASRec/Beauty configuration)."""
+
+    layer: int = -1
+    aggregation: Literal["mean", "exp", "attention"] = "mean"
+    gamma: float = 0.1
+    distance: Literal["mse", "rmse", "cosine"] = "mse"
+    alpha: float = 0.4
+    use_beta: bool = True
+    distil_epochs: int = 12
+
+    def __post_init__(self) -> None:
+        if self.aggregation not in ("mean", "exp", "attention"):
+            raise ValueError(f"distill: aggregation must be mean, exp or attention, got {self.aggregation!r}")
+        if self.distance not in ("mse", "rmse", "cosine"):
+            raise ValueError(f"distill: distance must be mse, rmse or cosine, got {self.distance!r}")
+        if self.layer == 0 or self.layer < -1:
+            raise ValueError(f"distill: layer must be a block number (1, 2, ...) or -1 (final), got {self.layer}")
+        if not 0.0 <= self.alpha <= 1.0 or self.distil_epochs < 0:
+            raise ValueError(f"distill: invalid settings {asdict(self)}")
+
+
+def aggregate(states: torch.Tensor, real: torch.Tensor, how: str, gamma: float = 0.1,
+              scorer: nn.Module | None = None) -> torch.Tensor:
+    """Pool [B, L, d] states over real positions ([B, L] bool) into [B, d]."""
+    if how == "mean":
+        weights = real.float()
+        return (states * weights.unsqueeze(-1)).sum(1) / weights.sum(1, keepdim=True).clamp(min=1)
+    if how == "exp":
+        logits = gamma * torch.arange(states.shape[1], dtype=states.dtype, device=states.device).expand(real.shape)
+    else:
+        assert scorer is not None
+        logits = scorer(states).squeeze(-1)
+    weights = logits.masked_fill(~real, -torch.inf).softmax(dim=1)
+    return (states * weights.unsqueeze(-1)).sum(1)
+
+
+def distance(predicted: torch.Tensor, target: torch.Tensor, how: str) -> torch.Tensor:
+    """Mean distance between rows."""
+    if how == "cosine":
+        return (1 - F.cosine_similarity(predicted, target, dim=-1)).mean()
+    mse = F.mse_loss(predicted, target)
+    return mse.sqrt() if how == "rmse" else mse
+
+
+class DistillationObjective(Objective):
+    """L_rec of the backbone plus the profile-alignment term during the first `distil_epochs` epochs."""
+
+    def __init__(self, model_dim: int, targets: np.ndarray, has_target: np.ndarray, config: DistillConfig):
+        super().__init__()
+        self.config = config
+        self.projection = nn.Linear(targets.shape[1], model_dim)
+        self.scorer = nn.Linear(model_dim, 1) if config.aggregation == "attention" else None
+        self.register_buffer("targets", torch.as_tensor(targets, dtype=torch.float32), persistent=False)
+        self.register_buffer("has_target", torch.as_tensor(has_target, dtype=torch.bool), persistent=False)
+
+    def forward(self, model: Any, batch: SequenceBatch, epoch: int, generator: torch.Generator
+                ) -> tuple[torch.Tensor, dict[str, float]]:
+        """The combined loss and its parts (for per-epoch logging)."""
+        if epoch >= self.config.distil_epochs:
+            return super().forward(model, batch, epoch, generator)
+        states = model.hidden_states(batch.inputs)
+        rec = model.loss(states[-1], batch, generator)
+        with_target = self.has_target[batch.users]
+        if not with_target.any():
+            return rec, {"loss": float(rec.detach()), "rec_loss": float(rec.detach())}
+        real = (batch.inputs != PADDING)[with_target]
+        if self.config.layer > len(states) - 1:
+            raise ValueError(f"distill: layer {self.config.layer} but the model has {len(states) - 1} blocks")
+        chosen = states[-1] if self.config.layer == -1 else states[self.config.layer - 1]
+        pooled = aggregate(chosen[with_target].float(), real, self.config.aggregation,
+                           self.config.gamma, self.scorer)
+        projected = self.projection(self.targets[batch.users[with_target]])
+        distil = distance(pooled, projected, self.config.distance)
+        beta = (rec / distil).detach() if self.config.use_beta else 1.0
+        loss = self.config.alpha * beta * distil + (1 - self.config.alpha) * rec
+        return loss, {"loss": float(loss.detach()), "rec_loss": float(rec.detach()),
+                      "distil_loss": float(distil.detach())}

@@ -1,0 +1,101 @@
+"""The distillation objective: pooling ignores padding, the loss and schedule are as specified, and
+the trained model is exactly a plain backbone."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from baselines.bert4rec import BERT4Rec, BERT4RecConfig
+from baselines.sasrec import SASRec, SASRecConfig
+from benchmark.distill import DistillationObjective, DistillConfig, aggregate, distance
+from benchmark.train import Objective, TrainConfig, TrainingData, train
+
+
+def test_mean_and_exp_pooling_ignore_padding():
+    torch.manual_seed(0)
+    states = torch.randn(2, 5, 3)
+    real = torch.tensor([[False, False, True, True, True], [True] * 5])
+    noisy = states.clone()
+    noisy[0, :2] = 1000.0
+    for how in ("mean", "exp"):
+        assert torch.allclose(aggregate(states, real, how), aggregate(noisy, real, how))
+    assert torch.allclose(aggregate(states, real, "mean")[0], states[0, 2:].mean(0))
+    weights = torch.softmax(0.1 * torch.arange(3.0), 0)
+    assert torch.allclose(aggregate(states, real, "exp", gamma=0.1)[0], (states[0, 2:] * weights[:, None]).sum(0))
+    scorer = torch.nn.Linear(3, 1)
+    assert torch.allclose(aggregate(states, real, "attention", scorer=scorer),
+                          aggregate(noisy, real, "attention", scorer=scorer))
+
+
+def test_distances():
+    a, b = torch.tensor([[1.0, 0.0]]), torch.tensor([[0.0, 2.0]])
+    assert distance(a, b, "mse").item() == pytest.approx(2.5)
+    assert distance(a, b, "rmse").item() == pytest.approx(2.5**0.5)
+    assert distance(a, b, "cosine").item() == pytest.approx(1.0)
+
+
+def small_setup(n_users=24, dim=16):
+    torch.manual_seed(0)
+    sequences = torch.randint(1, 21, (n_users, 9))
+    sequences[: n_users // 2, :3] = 0
+    targets = np.random.default_rng(0).normal(size=(n_users, 8)).astype(np.float32)
+    return TrainingData(torch.arange(n_users), sequences), targets
+
+
+@pytest.mark.parametrize("model_class,config_class", [(SASRec, SASRecConfig), (BERT4Rec, BERT4RecConfig)])
+def test_loss_value_with_beta_equals_rec_loss_but_gradients_differ(model_class, config_class):
+    data, targets = small_setup()
+    model = model_class(20, config_class(dim=16, blocks=2, heads=2, max_len=8, dropout=0.0))
+    objective = DistillationObjective(16, targets, np.ones(24, bool), DistillConfig(layer=1, alpha=0.4))
+    generator = torch.Generator().manual_seed(0)
+    batch = model.training_batch(data.users, data.sequences, generator)
+    loss, logs = objective(model, batch, 0, torch.Generator().manual_seed(1))
+    plain, _ = Objective()(model, batch, 0, torch.Generator().manual_seed(1))
+    assert loss.item() == pytest.approx(plain.item(), rel=1e-5)  # alpha*beta*D = alpha*L_rec in value
+    assert logs["distil_loss"] > 0
+    grad = torch.autograd.grad(loss, model.embedding.items.weight)[0]
+    plain_grad = torch.autograd.grad(plain, model.embedding.items.weight)[0]
+    assert not torch.allclose(grad, plain_grad)
+
+
+def test_users_without_profile_add_nothing():
+    data, targets = small_setup()
+    model = SASRec(20, SASRecConfig(dim=16, blocks=1, heads=1, max_len=8, dropout=0.0))
+    objective = DistillationObjective(16, targets, np.zeros(24, bool), DistillConfig())
+    batch = model.training_batch(data.users, data.sequences, torch.Generator())
+    loss, logs = objective(model, batch, 0, torch.Generator())
+    assert "distil_loss" not in logs
+    assert loss.item() == pytest.approx(Objective()(model, batch, 0, torch.Generator())[0].item())
+
+
+def test_bad_layer_is_named():
+    with pytest.raises(ValueError, match="layer"):
+        DistillConfig(layer=0)
+    data, targets = small_setup()
+    model = SASRec(20, SASRecConfig(dim=16, blocks=2, heads=1, max_len=8))
+    objective = DistillationObjective(16, targets, np.ones(24, bool), DistillConfig(layer=3))
+    with pytest.raises(ValueError, match="layer 3 but the model has 2 blocks"):
+        objective(model, model.training_batch(data.users, data.sequences, torch.Generator()), 0, torch.Generator())
+
+
+def test_training_aligns_then_fine_tunes_and_exports_a_plain_backbone():
+    data, targets = small_setup(n_users=64)
+    torch.manual_seed(0)
+    model = SASRec(20, SASRecConfig(dim=16, blocks=2, heads=2, max_len=8, dropout=0.1))
+    plain = SASRec(20, SASRecConfig(dim=16, blocks=2, heads=2, max_len=8, dropout=0.1))
+    config = DistillConfig(layer=2, alpha=0.5, distil_epochs=6, distance="mse")
+    objective = DistillationObjective(16, targets, np.ones(64, bool), config)
+    result = train(model, data, lambda m: {"ndcg@10": 0.0}, TrainConfig(max_epochs=9, patience=100, batch_size=16,
+                   lr=0.01), objective=objective, progress=False)
+    distil = [row["train_distil_loss"] for row in result.history[:6]]
+    assert distil[-1] < distil[0] * 0.8  # the block's pooled state moves towards the projected profile
+    assert all("train_distil_loss" not in row for row in result.history[6:])  # pure L_rec afterwards
+    # the trained model is a plain SASRec: same parameter names and shapes, same scoring code
+    assert {k: v.shape for k, v in model.state_dict().items()} == {k: v.shape for k, v in plain.state_dict().items()}
+    assert type(model) is SASRec
+    assert not any(name.startswith("projection") for name in model.state_dict())
+    inputs = data.sequences[:4, 1:]
+    plain.load_state_dict(model.state_dict())
+    assert torch.equal(model.eval()(inputs), plain.eval()(inputs))
