@@ -32,6 +32,7 @@ from benchmark.data.dataset import PADDING, Interactions
 
 TargetKind = Literal["first", "last", "successive", "all"]
 ValidationKind = Literal["by_time", "by_user", "last_train_item"]
+HistoryScope = Literal["train", "fit"]
 TARGET_KINDS: tuple[str, ...] = ("first", "last", "successive", "all")
 VALIDATION_KINDS: tuple[str, ...] = ("by_time", "by_user", "last_train_item")
 
@@ -149,20 +150,27 @@ class Split:
     validation: Fold
     test: Tasks
 
-    def training_history_rows(self, user: int) -> np.ndarray:
-        """Log rows of `user` at or before the cutoff (what an LLM profile may be built from)."""
-        start = self.log.offsets[user]
-        return np.arange(start, start + self._history_lengths[user])
-
     @cached_property
     def _history_lengths(self) -> np.ndarray:
         return _count_upto(self.log, self.log.offsets[1:], self.cutoff)
 
-    def training_histories(self) -> pd.DataFrame:
-        """Every user's training-period interactions (user, item, timestamp[, rating]) in order."""
-        starts = self.log.offsets[:-1]
-        rows = _rows(starts, starts + self._history_lengths)
+    def histories(self, scope: HistoryScope = "train") -> pd.DataFrame:
+        """Interactions (user, item, timestamp[, rating]) a user profile may be built from, in order.
+
+        `train`: every user's interactions at or before the cutoff (the training period). `fit`: the
+        rows the evaluated model is actually fitted on (the validation fold's training rows), so that
+        nothing a model is validated on reaches its distillation targets either.
+        """
+        if scope == "fit":
+            rows = self.validation.train_rows
+        else:
+            starts = self.log.offsets[:-1]
+            rows = _rows(starts, starts + self._history_lengths)
         return self.log.frame().iloc[rows].reset_index(drop=True)
+
+    def training_histories(self) -> pd.DataFrame:
+        """Every user's training-period interactions (same as `histories("train")`)."""
+        return self.histories("train")
 
     def inputs(self, tasks: Tasks, max_len: int) -> torch.Tensor:
         """Each task's last `max_len` input items, left-padded with PADDING: LongTensor [tasks, max_len]."""

@@ -73,7 +73,7 @@ def movie_log(titles_after_cutoff: str = "FUTURE") -> tuple:
 def test_nothing_after_the_cutoff_reaches_a_prompt():
     log, split = movie_log()
     assert (log.timestamp > split.cutoff).any()
-    for config in (PromptConfig(), PromptConfig(max_items=3), PromptConfig(chunk_size=2)):
+    for config in (PromptConfig(), PromptConfig(history="train"), PromptConfig(max_items=3), PromptConfig(chunk_size=2)):
         prompts = build_prompts(split, config)
         assert prompts
         for prompt in prompts:
@@ -86,7 +86,7 @@ def test_real_dataset_prompts_hold_only_training_history(mirror):
     split = SplitConfig(quantile=0.8).apply(log)
     histories = split.training_histories()
     lengths = histories.groupby("user").size()
-    prompts = build_prompts(split, PromptConfig(max_items=30))
+    prompts = build_prompts(split, PromptConfig(max_items=30, history="train"))
     assert [p.user for p in prompts] == list(lengths.index)
     for prompt in prompts[:50]:
         content = prompt.chunks[0][-1]["content"]
@@ -95,10 +95,25 @@ def test_real_dataset_prompts_hold_only_training_history(mirror):
         assert log.item_text.loc[last_item, "title"] in content
 
 
+def test_fit_history_never_shows_a_validation_target(mirror):
+    log = load_dataset("ml-100k", data_dir=mirror)
+    split = SplitConfig(quantile=0.9, validation="last_train_item").apply(log)
+    prompts = {p.user: p.chunks[0][-1]["content"] for p in build_prompts(split, PromptConfig(max_items=1000))}
+    tasks = split.validation.tasks
+    checked = 0
+    for user, target_row in zip(tasks.user[:100], tasks.target_rows[:100], strict=True):
+        title = log.item_text.loc[log.item[target_row], "title"]
+        user_items = set(log.item[log.offsets[user]:target_row])
+        if log.item[target_row] not in user_items and user in prompts:
+            assert f"- {title} (" not in prompts[user]
+            checked += 1
+    assert checked > 50
+
+
 def test_item_lines_render_available_fields_in_order(mirror):
     log = load_dataset("ml-100k", data_dir=mirror)
     split = SplitConfig().apply(log)
-    content = build_prompts(split)[0].chunks[0][-1]["content"]
+    content = build_prompts(split, PromptConfig(history="train"))[0].chunks[0][-1]["content"]
     assert "- Four Rooms (1995); Thriller; rated 4/5" in content
     assert content.startswith("A user watched these movies, oldest first:")
 
@@ -177,13 +192,14 @@ def test_generation_resumes_after_sigkill_without_loss_or_duplicates(mirror, tmp
         time.sleep(0.05)
     process.send_signal(signal.SIGKILL)
     process.wait()
-    done_before = _rows(store_path)
-    assert 100 <= done_before < 866
-    subprocess.run([sys.executable, str(script), "0"], cwd=ROOT, check=True)
     split = SplitConfig().apply(load_dataset("ml-100k", data_dir=mirror))
+    expected = len(build_prompts(split))
+    done_before = _rows(store_path)
+    assert 100 <= done_before < expected
+    subprocess.run([sys.executable, str(script), "0"], cwd=ROOT, check=True)
     profiles, summary = generate_profiles(split, FakeBackend(), Store(store_path), progress=False)
-    assert summary.cached == 866 and summary.generated == 0 and len(profiles.texts) == 866
-    assert _rows(store_path) == 866  # no duplicates, nothing lost
+    assert summary.cached == expected and summary.generated == 0 and len(profiles.texts) == expected
+    assert _rows(store_path) == expected  # no duplicates, nothing lost
 
 
 def _rows(path: Path) -> int:

@@ -10,26 +10,25 @@ import argparse
 import json
 import os
 import sys
-from dataclasses import dataclass
 
 from benchmark import paths
 from benchmark.data.dataset import load_dataset
 from benchmark.data.errors import DataError
 from benchmark.data.preprocess import PreprocessConfig
-from benchmark.profiles.backends import Backend, GenerationParams, LlamaCppBackend, OpenAIBackend, TransformersBackend
+from benchmark.profiles.backends import (
+    Backend,
+    CacheOnly,
+    GenerationParams,
+    LlamaCppBackend,
+    OpenAIBackend,
+    TransformersBackend,
+)
 from benchmark.profiles.generate import generate_profiles
 from benchmark.profiles.prompts import PromptConfig, build_prompts
 from benchmark.profiles.stats import profile_stats
 from benchmark.profiles.store import Store
 from benchmark.profiles.weights import LLMS, materialize, source_for, transformers_directory
 from benchmark.split import TARGET_KINDS, VALIDATION_KINDS, Split, SplitConfig
-
-
-@dataclass(frozen=True)
-class CacheOnly:
-    """Stands in for a backend when only cached profiles are read: the id is all that is needed."""
-
-    id: str
 
 
 def make_backend(args: argparse.Namespace, *, load: bool = True) -> Backend:
@@ -90,6 +89,8 @@ def main(argv: list[str] | None = None) -> int:
         sub.add_argument("--batch-size", type=int, default=32)
         sub.add_argument("--dtype", choices=["bfloat16", "float32"], default="bfloat16")
         sub.add_argument("--style", choices=["short", "long"], default="short")
+        sub.add_argument("--history", choices=["fit", "train"], default="fit",
+                         help="fit: the rows models are fitted on (what distillation uses); train: all <= cutoff")
         sub.add_argument("--max-items", type=int, default=PromptConfig.max_items)
         sub.add_argument("--chunk-size", type=int)
         sub.add_argument("--max-new-tokens", type=int, default=GenerationParams.max_new_tokens)
@@ -105,7 +106,8 @@ def main(argv: list[str] | None = None) -> int:
 
 def _run(args: argparse.Namespace) -> int:
     split = split_for(args)
-    prompts = PromptConfig(style=args.style, max_items=args.max_items, chunk_size=args.chunk_size)
+    prompts = PromptConfig(style=args.style, max_items=args.max_items, chunk_size=args.chunk_size,
+                           history=args.history)
     params = GenerationParams(max_new_tokens=args.max_new_tokens)
     users = None
     if args.command == "show":
@@ -131,7 +133,7 @@ def _run(args: argparse.Namespace) -> int:
             print(chunk[-1]["content"])
         print("\nPROFILE:", profiles.texts.get(user) or f"(none: {profiles.missing.get(user)})")
     else:
-        print(json.dumps(profile_stats(split, profiles.texts, profiles.missing), indent=2))
+        print(json.dumps(profile_stats(split, profiles.texts, profiles.missing, args.history), indent=2))
     store.close()
     return 0
 

@@ -59,6 +59,17 @@ class Backend(Protocol):
     def generate(self, conversations: Sequence[Conversation], params: GenerationParams) -> list[Result]: ...
 
 
+@dataclass(frozen=True)
+class CacheOnly:
+    """Stands in for a backend when only cached profiles are read: its id is all that is needed."""
+
+    id: str
+
+    def generate(self, conversations: Sequence[Conversation], params: GenerationParams) -> list[Result]:
+        """Never called for cache-only reads; refuses if it is."""
+        raise RuntimeError(f"{self.id}: cache-only backend cannot generate")
+
+
 class TransformersBackend:
     """Batched in-process generation with transformers (any local model directory)."""
 

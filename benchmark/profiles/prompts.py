@@ -1,7 +1,8 @@
 """Prompts: a user's training-period history rendered into chat messages with a per-domain template.
 
-Only `Split.training_histories()` (interactions at or before the cutoff) is ever read here, so no
-later interaction can reach a prompt.
+Only `Split.histories()` is ever read here: interactions at or before the cutoff (`history: train`),
+or just the rows the evaluated model is fitted on (`history: fit`, the default), so no later
+interaction can reach a prompt.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 
 from benchmark.data.dataset import Interactions
 from benchmark.data.errors import DataError, describe_validation_error
-from benchmark.split import Split
+from benchmark.split import HistoryScope, Split
 
 TEMPLATES_FILE = Path(__file__).parent / "templates.yaml"
 Message = dict[str, str]
@@ -39,15 +40,19 @@ class PromptConfig:
     """How histories become prompts (plain data; part of every profile's cache key).
 
     `max_items` keeps the most recent items; with `chunk_size`, the kept history is split into chunks
-    of that many items, each profiled separately and merged by the `aggregate` prompt.
+    of that many items, each profiled separately and merged by the `aggregate` prompt. `history`
+    chooses the rows (see `Split.histories`).
     """
 
     style: Literal["short", "long"] = "short"
+    history: HistoryScope = "fit"
     max_items: int = 50
     chunk_size: int | None = None
     templates: str = str(TEMPLATES_FILE)
 
     def __post_init__(self) -> None:
+        if self.history not in ("fit", "train"):
+            raise ValueError(f"prompts: history must be fit or train, got {self.history!r}")
         if self.style not in ("short", "long"):
             raise ValueError(f"prompts: style must be short or long, got {self.style!r}")
         if self.max_items < 1 or (self.chunk_size is not None and self.chunk_size < 1):
@@ -114,14 +119,26 @@ def _join_title_year(values: list[str]) -> list[str]:
     return ["; ".join(joined)]
 
 
+def recent_history(split: Split, config: PromptConfig) -> pd.DataFrame:
+    """The rows a prompt shows: each user's last `max_items` interactions of the configured scope."""
+    return split.histories(config.history).groupby("user", sort=True).tail(config.max_items)
+
+
+def catalog_texts(log: Interactions, templates: str = str(TEMPLATES_FILE)) -> list[str]:
+    """One text per item (dense ids 1..n_items), built like a prompt line but without any user's rating."""
+    template = load_templates(templates)[log.domain]
+    fields = [f for f in template.item_fields if f != "rating"]
+    lines = item_lines(log, pd.DataFrame({"item": np.arange(1, log.n_items + 1)}), fields)
+    return [line[2:] for line in lines]
+
+
 def build_prompts(split: Split, config: PromptConfig = PromptConfig()) -> list[UserPrompt]:
     """Prompts for every user with a training-period history, in user order."""
     log = split.log
     template = load_templates(config.templates).get(log.domain)
     if template is None:
         raise DataError(f"{config.templates}: no template for domain '{log.domain}'")
-    histories = split.training_histories()
-    histories = histories.groupby("user", sort=True).tail(config.max_items)
+    histories = recent_history(split, config)
     lines = np.asarray(item_lines(log, histories, template.item_fields), dtype=object)
     body = getattr(template, config.style)
     users = histories["user"].to_numpy()

@@ -8,15 +8,16 @@ import re
 import numpy as np
 import pandas as pd
 
-from benchmark.split import Split
+from benchmark.split import HistoryScope, Split
 
 
-def top_labels(split: Split, column: str = "genres", top: int = 2) -> dict[int, list[str]]:
-    """Each user's `top` most frequent labels in the training-period history (comma-separated column)."""
+def top_labels(split: Split, scope: HistoryScope = "fit", column: str = "genres", top: int = 2
+               ) -> dict[int, list[str]]:
+    """Each user's `top` most frequent labels in their history (comma-separated column)."""
     text = split.log.item_text
     if column not in text:
         return {}
-    histories = split.training_histories()
+    histories = split.histories(scope)
     labels = text[column].reindex(histories["item"].to_numpy()).fillna("").str.split(", ")
     exploded = pd.DataFrame({"user": histories["user"].to_numpy(), "label": labels.to_numpy()}).explode("label")
     exploded = exploded[exploded["label"].astype(bool)]
@@ -25,7 +26,8 @@ def top_labels(split: Split, column: str = "genres", top: int = 2) -> dict[int, 
     return counts.groupby("user")["label"].agg(list).to_dict()
 
 
-def profile_stats(split: Split, texts: dict[int, str], missing: dict[int, str]) -> dict[str, object]:
+def profile_stats(split: Split, texts: dict[int, str], missing: dict[int, str], scope: HistoryScope = "fit"
+                  ) -> dict[str, object]:
     """Summary statistics of generated profiles."""
     values = list(texts.values())
     words = np.array([len(t.split()) for t in values]) if values else np.zeros(0)
@@ -37,7 +39,7 @@ def profile_stats(split: Split, texts: dict[int, str], missing: dict[int, str]) 
                   [("min", 0), ("p25", 0.25), ("median", 0.5), ("p75", 0.75), ("max", 1)]} if len(words) else {},
         "duplicate_share": 1 - len(set(values)) / len(values) if values else 0.0,
     }
-    labels = top_labels(split)
+    labels = top_labels(split, scope)
     if labels:
         hits = [any(re.search(rf"\b{re.escape(label.lower().rstrip('s'))}", text.lower()) for label in labels[user])
                 for user, text in texts.items() if user in labels]

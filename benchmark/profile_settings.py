@@ -1,0 +1,71 @@
+"""Which generator, encoder and prompt produce the profiles a run distils from (plain data)."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+from benchmark import paths
+from benchmark.profiles.backends import Backend, GenerationParams, TransformersBackend
+from benchmark.profiles.encode import SentenceEncoder
+from benchmark.profiles.prompts import PromptConfig
+from benchmark.profiles.store import Store
+from benchmark.profiles.weights import LLMS, materialize, source_for, transformers_directory
+
+
+@dataclass(frozen=True)
+class ProfileSettings:
+    """Generator (in-process transformers), encoder, prompt and decoding settings."""
+
+    generator: str = "smollm2-135m-instruct"
+    generator_dtype: Literal["bfloat16", "float32"] = "bfloat16"
+    generator_batch_size: int = 32
+    encoder: str = "all-minilm-l6-v2"
+    style: Literal["short", "long"] = "short"
+    max_items: int = 50
+    max_new_tokens: int = 128
+
+    @property
+    def prompts(self) -> PromptConfig:
+        """The prompt configuration."""
+        return PromptConfig(style=self.style, max_items=self.max_items)
+
+    @property
+    def generation(self) -> GenerationParams:
+        """The decoding parameters."""
+        return GenerationParams(max_new_tokens=self.max_new_tokens)
+
+
+@dataclass
+class ProfileResources:
+    """Lazily opened generator, encoder and cache for one cache directory."""
+
+    settings: ProfileSettings
+    cache_dir: Path | None = None
+
+    def __post_init__(self) -> None:
+        os.environ.setdefault("HF_HUB_OFFLINE", "1")
+        self.store = Store(paths.cache_dir(self.cache_dir) / "profiles" / "store.sqlite")
+        self._encoder: SentenceEncoder | None = None
+
+    @property
+    def backend_id(self) -> str:
+        """The generator's identity (what cached profiles are keyed by) without loading it."""
+        source = source_for(self.settings.generator, LLMS)
+        return TransformersBackend.identity(f"{source.id}:{source.fingerprint[:12]}", self.settings.generator_dtype)
+
+    def backend(self) -> Backend:
+        """Load the generator (only needed when profiles are missing from the cache)."""
+        source = source_for(self.settings.generator, LLMS)
+        directory = transformers_directory(materialize(source, self.cache_dir), source, self.cache_dir)
+        return TransformersBackend(directory, f"{source.id}:{source.fingerprint[:12]}",
+                                   batch_size=self.settings.generator_batch_size, dtype=self.settings.generator_dtype)
+
+    @property
+    def encoder(self) -> SentenceEncoder:
+        """The sentence encoder (loaded on first use)."""
+        if self._encoder is None:
+            self._encoder = SentenceEncoder(self.settings.encoder)
+        return self._encoder

@@ -1,0 +1,98 @@
+"""Distillation targets per user: the LLM profile embedding and the controls that test it.
+
+- `llm`: the sentence embedding of the user's LLM profile (generated from training-period history).
+- `shuffled`: the same embeddings permuted across users (same distribution, wrong user).
+- `random`: Gaussian vectors of the same dimension, unit norm like the (normalised) sentence embeddings.
+- `side_info_text`: the encoder's embedding of the concatenated raw item metadata of the history the
+  prompt would have shown (no LLM).
+- `side_info_mean`: the mean of the history items' text embeddings (no LLM).
+
+Every target is built from the same training-period rows as the prompts (by default the rows the
+evaluated model is fitted on).
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import numpy as np
+
+from benchmark.profile_settings import ProfileResources
+from benchmark.profiles.backends import CacheOnly
+from benchmark.profiles.encode import SentenceEncoder, UserEmbeddings, encode_cached, user_embeddings
+from benchmark.profiles.generate import generate_profiles
+from benchmark.profiles.prompts import PromptConfig, catalog_texts, item_lines, load_templates, recent_history
+from benchmark.profiles.store import Store
+from benchmark.split import HistoryScope, Split
+
+TargetKind = Literal["llm", "shuffled", "random", "side_info_text", "side_info_mean"]
+TARGET_KINDS: tuple[str, ...] = ("llm", "shuffled", "random", "side_info_text", "side_info_mean")
+
+
+def build_targets(split: Split, kind: TargetKind, resources: ProfileResources, seed: int, *,
+                  progress: bool = True) -> UserEmbeddings:
+    """The distillation targets of `kind` for every user of `split`."""
+    settings = resources.settings
+    if kind == "side_info_text":
+        texts = side_info_texts(split, settings.prompts)
+        return user_embeddings(split.log.n_users, texts, resources.encoder, resources.store, progress=progress)
+    if kind == "side_info_mean":
+        return side_info_mean(split, resources.encoder, resources.store, settings.prompts, progress=progress)
+    if kind == "random":
+        return random_targets(split, resources.encoder.dim, seed, settings.prompts.history)
+    embeddings = llm_profile_targets(split, resources, progress=progress)
+    return shuffled(embeddings, seed) if kind == "shuffled" else embeddings
+
+
+def llm_profile_targets(split: Split, resources: ProfileResources, *, progress: bool = True) -> UserEmbeddings:
+    """LLM-profile embeddings; the generator is loaded only if some profile is not cached yet."""
+    settings = resources.settings
+    cached, _ = generate_profiles(split, CacheOnly(resources.backend_id), resources.store, prompts=settings.prompts,
+                                  params=settings.generation, generate=False, progress=False)
+    if any(reason == "not generated yet" for reason in cached.missing.values()):
+        cached, _ = generate_profiles(split, resources.backend(), resources.store, prompts=settings.prompts,
+                                      params=settings.generation, progress=progress)
+    return user_embeddings(split.log.n_users, cached.texts, resources.encoder, resources.store, progress=progress)
+
+
+def shuffled(embeddings: UserEmbeddings, seed: int) -> UserEmbeddings:
+    """Profiles permuted among the users that have one."""
+    rows = np.flatnonzero(embeddings.has_target)
+    permuted = embeddings.matrix.copy()
+    permuted[rows] = embeddings.matrix[np.random.default_rng(seed).permutation(rows)]
+    return UserEmbeddings(permuted, embeddings.has_target, f"{embeddings.encoder}+shuffled{seed}")
+
+
+def random_targets(split: Split, dim: int, seed: int, history: HistoryScope = "fit") -> UserEmbeddings:
+    """Gaussian vectors scaled to unit norm (like normalised sentence embeddings), one per user with a
+    training-period history; no LLM and no data involved beyond who has a history."""
+    has = np.bincount(split.histories(history)["user"].to_numpy(), minlength=split.log.n_users) > 0
+    matrix = np.random.default_rng(seed).normal(size=(split.log.n_users, dim)).astype(np.float32)
+    matrix /= np.linalg.norm(matrix, axis=1, keepdims=True)
+    matrix[~has] = 0.0
+    return UserEmbeddings(matrix, has, f"random{seed}-dim{dim}")
+
+
+def side_info_texts(split: Split, prompts: PromptConfig = PromptConfig()) -> dict[int, str]:
+    """Per user: the raw metadata lines of the training-period items a prompt would show, joined."""
+    template = load_templates(prompts.templates)[split.log.domain]
+    histories = recent_history(split, prompts)
+    lines = np.asarray(item_lines(split.log, histories, template.item_fields), dtype=object)
+    texts = {}
+    for user, index in histories.groupby("user", sort=True).indices.items():
+        texts[int(user)] = "\n".join(line[2:] for line in lines[index])
+    return texts
+
+
+def side_info_mean(split: Split, encoder: SentenceEncoder, store: Store, prompts: PromptConfig = PromptConfig(),
+                   *, progress: bool = True) -> UserEmbeddings:
+    """Per user: the mean embedding of their training-period items' text lines."""
+    log = split.log
+    item_vectors = encode_cached(encoder, catalog_texts(log, prompts.templates), store, progress=progress)
+    histories = recent_history(split, prompts)
+    sums = np.zeros((log.n_users, item_vectors.shape[1]), dtype=np.float64)
+    np.add.at(sums, histories["user"].to_numpy(), item_vectors[histories["item"].to_numpy() - 1])
+    counts = np.bincount(histories["user"].to_numpy(), minlength=log.n_users)
+    has = counts > 0
+    sums[has] /= counts[has, None]
+    return UserEmbeddings(sums.astype(np.float32), has, f"{encoder.id}+item-mean")
