@@ -15,11 +15,17 @@ from typing import Any, Protocol
 import torch
 
 from baselines.bert4rec import BERT4Rec, BERT4RecConfig
+from baselines.llmemb import initialise_item_embeddings
 from baselines.popularity import most_pop, recent_pop
 from baselines.sasrec import SASRec, SASRecConfig
+from benchmark.distill import DistillationObjective, DistillConfig
 from benchmark.fit import fit_backbone
 from benchmark.metrics import EvaluationConfig
+from benchmark.profile_settings import ProfileResources, ProfileSettings
+from benchmark.profiles.encode import encode_cached
+from benchmark.profiles.prompts import catalog_texts
 from benchmark.split import Split
+from benchmark.targets import TargetKind, build_targets
 from benchmark.train import TrainConfig
 
 
@@ -39,6 +45,7 @@ class FitContext:
     evaluation: EvaluationConfig = EvaluationConfig()
     checkpoint: Path | None = None
     progress: bool = True
+    cache_dir: Path | None = None
 
 
 @dataclass(frozen=True)
@@ -83,38 +90,71 @@ def _popularity(build: Callable[..., Recommender], defaults: dict[str, Any]) -> 
     return ModelSpec(fit, resolve)
 
 
-def _neural(model_class: type, config_class: type) -> ModelSpec:
-    """A transformer backbone: params are its architecture fields plus TrainConfig fields, except the
-    seed, which is a run-level setting (the suite's `seeds`)."""
+def _neural(model_class: type, config_class: type, *, target: TargetKind | None = None,
+            llmemb: bool = False) -> ModelSpec:
+    """A transformer backbone: params are its architecture fields plus TrainConfig fields (plus, for
+    distilled variants, DistillConfig and ProfileSettings fields; for LLMEmb, ProfileSettings), except
+    the seed, which is a run-level setting (the suite's `seeds`)."""
+    classes: list[type] = [config_class, TrainConfig]
+    if target is not None:
+        classes += [DistillConfig, ProfileSettings]
+    elif llmemb:
+        classes += [ProfileSettings]
 
-    def configs(params: dict[str, Any]) -> tuple[Any, TrainConfig]:
+    def configs(params: dict[str, Any]) -> list[Any]:
         if "seed" in params:
             raise ValueError("'seed' is set per run by the suite's seeds, not in model params")
-        architecture, training = split_params(params, config_class, TrainConfig)
-        return config_class(**architecture), TrainConfig(**training)
+        return [cls(**part) for cls, part in zip(classes, split_params(params, *classes), strict=True)]
 
     def resolve(params: dict[str, Any]) -> dict[str, Any]:
-        architecture, training = configs(params)
-        return asdict(architecture) | {k: v for k, v in asdict(training).items() if k != "seed"}
+        resolved: dict[str, Any] = {}
+        for config in configs(params):
+            resolved |= {k: v for k, v in asdict(config).items() if k != "seed"}
+        return resolved
 
     def fit(split: Split, params: dict[str, Any], context: FitContext) -> Fitted:
-        architecture, training = configs(params)
+        architecture, training, *extra = configs(params)
         torch.manual_seed(context.seed)
         model = model_class(split.log.n_items, architecture)
+        objective, info = None, {}
+        if extra:
+            resources = ProfileResources(extra[-1], context.cache_dir)
+            if target is not None:
+                targets = build_targets(split, target, resources, context.seed, progress=context.progress)
+                objective = DistillationObjective(architecture.dim, targets.matrix, targets.has_target, extra[0])
+                info = {"targets": targets.encoder, "users_with_target": int(targets.has_target.sum())}
+            else:
+                texts = catalog_texts(split.log, resources.settings.prompts.templates)
+                vectors = encode_cached(resources.encoder, texts, resources.store, progress=context.progress)
+                initialise_item_embeddings(model.embedding.items, vectors, context.seed)
+                info = {"item_text_encoder": resources.encoder.id}
         result = fit_backbone(model, split, replace(training, seed=context.seed), evaluation=context.evaluation,
-                              checkpoint=context.checkpoint, progress=context.progress)
-        return Fitted(model, {"best_epoch": result.best_epoch, "epochs_run": result.epochs_run,
-                              "best_val": result.best_metric, "train_seconds": result.seconds,
-                              "resumed_from": result.resumed_from, "history": result.history})
+                              objective=objective, checkpoint=context.checkpoint, progress=context.progress)
+        return Fitted(model, info | {"best_epoch": result.best_epoch, "epochs_run": result.epochs_run,
+                                     "best_val": result.best_metric, "train_seconds": result.seconds,
+                                     "resumed_from": result.resumed_from, "history": result.history})
 
     return ModelSpec(fit, resolve)
+
+
+def _variants(name: str, model_class: type, config_class: type) -> dict[str, ModelSpec]:
+    """The plain backbone, its distilled variant, the controls, and LLMEmb initialisation."""
+    return {
+        name: _neural(model_class, config_class),
+        f"{name}-kd": _neural(model_class, config_class, target="llm"),
+        f"{name}-kd-shuffled": _neural(model_class, config_class, target="shuffled"),
+        f"{name}-kd-random": _neural(model_class, config_class, target="random"),
+        f"{name}-kd-side_info": _neural(model_class, config_class, target="side_info_text"),
+        f"{name}-kd-side_info_mean": _neural(model_class, config_class, target="side_info_mean"),
+        f"{name}-llmemb": _neural(model_class, config_class, llmemb=True),
+    }
 
 
 MODELS: dict[str, ModelSpec] = {
     "mostpop": _popularity(most_pop, {}),
     "recentpop": _popularity(recent_pop, {"window": 0.05}),
-    "sasrec": _neural(SASRec, SASRecConfig),
-    "bert4rec": _neural(BERT4Rec, BERT4RecConfig),
+    **_variants("sasrec", SASRec, SASRecConfig),
+    **_variants("bert4rec", BERT4Rec, BERT4RecConfig),
 }
 
 

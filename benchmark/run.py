@@ -60,16 +60,17 @@ def run_suite(suite: Suite, *, data_dir: str | None, cache_dir: str | None, outp
                         rows.append(_plan_row(spec, path))
                         continue
                     progress.set_postfix_str(f"{entry.label} {split_config.target} {model.display} seed {seed}")
-                    record = _load_record(path) if path.is_file() else _execute(spec, split, suite, path)
+                    record = _load_record(path) if path.is_file() else _execute(spec, split, suite, path, cache_dir)
                     rows.append(_summary_row(record))
                     progress.update()
     progress.close()
     return pd.DataFrame(rows)
 
 
-def _execute(spec: RunSpec, split: Split, suite: Suite, path: Path) -> dict:
+def _execute(spec: RunSpec, split: Split, suite: Suite, path: Path, cache_dir: str | None) -> dict:
     started = time.perf_counter()
-    context = FitContext(seed=spec.seed, evaluation=suite.evaluation, checkpoint=path.with_suffix(".ckpt"))
+    context = FitContext(seed=spec.seed, evaluation=suite.evaluation, checkpoint=path.with_suffix(".ckpt"),
+                         cache_dir=Path(cache_dir) if cache_dir else None)
     fitted = get_model(spec.model).fit(split, dict(spec.params), context)
     fit_seconds = time.perf_counter() - started
     result = evaluate(fitted.model, split.log, split.test, max_len=fitted.model.max_len, config=suite.evaluation)

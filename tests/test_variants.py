@@ -1,0 +1,104 @@
+"""The distilled variants, controls and LLMEmb: targets use only fit-period data, every variant trains
+end to end on ML-100K, and every trained model is a plain backbone."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from baselines.registry import FitContext, get_model
+from baselines.sasrec import SASRec, SASRecConfig
+from benchmark.data.dataset import load_dataset
+from benchmark.metrics import evaluate
+from benchmark.profile_settings import ProfileResources, ProfileSettings
+from benchmark.profiles.backends import Result
+from benchmark.profiles.generate import generate_profiles
+from benchmark.split import SplitConfig
+from benchmark.targets import build_targets, random_targets, shuffled, side_info_texts
+
+TINY = {"dim": 16, "blocks": 2, "heads": 1, "max_len": 20, "max_epochs": 2, "distil_epochs": 1, "layer": 1}
+
+
+class CannedBackend:
+    """Answers every prompt with a short text naming the prompt's first item line (a fake LLM)."""
+
+    def __init__(self, backend_id: str):
+        self.id = backend_id
+
+    def generate(self, conversations, params):
+        return [Result("A viewer who likes " + c[-1]["content"].split("\n")[1][2:40], 50, 12, "stop")
+                for c in conversations]
+
+
+@pytest.fixture(scope="module")
+def split(mirror):
+    return SplitConfig(quantile=0.9, target="last").apply(load_dataset("ml-100k", data_dir=mirror))
+
+
+@pytest.fixture(scope="module")
+def cache(tmp_path_factory, split):
+    """A cache directory whose profile store already holds (canned) profiles under the default generator."""
+    directory = tmp_path_factory.mktemp("cache")
+    resources = ProfileResources(ProfileSettings(), directory)
+    generate_profiles(split, CannedBackend(resources.backend_id), resources.store,
+                      prompts=resources.settings.prompts, params=resources.settings.generation, progress=False)
+    return directory
+
+
+def test_side_info_texts_hold_only_fit_rows(split):
+    texts = side_info_texts(split)
+    fit_rows = split.validation.train_rows
+    log = split.log
+    for user, text in list(texts.items())[:100]:
+        own = fit_rows[log.user[fit_rows] == user]
+        assert text.count("\n") + 1 == min(50, len(own))
+        last_title = log.item_text.loc[log.item[own[-1]], "title"]
+        assert text.splitlines()[-1].startswith(last_title)
+    after_fit = np.setdiff1d(np.arange(len(log.item)), fit_rows)
+    assert len(after_fit) > 0
+
+
+def test_random_and_shuffled_controls(split, cache):
+    resources = ProfileResources(ProfileSettings(), cache)
+    llm = build_targets(split, "llm", resources, seed=0, progress=False)
+    mixed = shuffled(llm, seed=1)
+    rows = np.flatnonzero(llm.has_target)
+    assert sorted(map(tuple, mixed.matrix[rows].round(5))) == sorted(map(tuple, llm.matrix[rows].round(5)))
+    assert (mixed.matrix[rows] != llm.matrix[rows]).any(1).mean() > 0.5
+    noise = random_targets(split, 384, seed=0)
+    assert np.allclose(np.linalg.norm(noise.matrix[noise.has_target], axis=1), 1.0, atol=1e-5)
+    assert (noise.has_target == llm.has_target).all()
+
+
+@pytest.mark.parametrize("name", ["sasrec-kd", "sasrec-kd-shuffled", "sasrec-kd-random", "sasrec-kd-side_info",
+                                  "sasrec-kd-side_info_mean", "sasrec-llmemb", "bert4rec-kd"])
+def test_variant_trains_end_to_end_and_is_a_plain_backbone(name, split, cache):
+    params = {k: v for k, v in TINY.items() if name != "sasrec-llmemb" or k not in ("distil_epochs", "layer")}
+    fitted = get_model(name).fit(split, params, FitContext(seed=0, progress=False, cache_dir=cache))
+    plain = get_model(name.split("-")[0]).fit(
+        split, {k: v for k, v in params.items() if k not in ("distil_epochs", "layer")},
+        FitContext(seed=0, progress=False, cache_dir=cache)).model
+    assert {k: v.shape for k, v in fitted.model.state_dict().items()} == \
+        {k: v.shape for k, v in plain.state_dict().items()}
+    assert type(fitted.model) is type(plain)
+    metrics = evaluate(fitted.model, split.log, split.test, max_len=fitted.model.max_len).means
+    assert 0 <= metrics["ndcg@10"] <= 1
+    if "kd" in name:
+        assert fitted.info["users_with_target"] > 700
+        assert "train_distil_loss" in fitted.info["history"][0]
+        assert "train_distil_loss" not in fitted.info["history"][1]
+
+
+def test_llmemb_initialisation_uses_item_text(split, cache):
+    from baselines.llmemb import initialise_item_embeddings
+
+    model = SASRec(split.log.n_items, SASRecConfig(dim=16, blocks=1, heads=1, max_len=20))
+    before = model.embedding.items.weight.detach().clone()
+    vectors = np.random.default_rng(0).normal(size=(split.log.n_items, 384)).astype(np.float32)
+    initialise_item_embeddings(model.embedding.items, vectors)
+    after = model.embedding.items.weight.detach()
+    assert torch.equal(after[0], before[0])  # padding row untouched
+    assert after[1:].std().item() == pytest.approx(before[1:].std().item(), rel=1e-3)
+    with pytest.raises(ValueError, match="item texts"):
+        initialise_item_embeddings(model.embedding.items, vectors[:-1])
