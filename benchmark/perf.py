@@ -3,6 +3,8 @@
 - `python -m benchmark.perf eval`: full-ranking evaluation on a real dataset, per target kind.
 - `python -m benchmark.perf train`: seconds per training epoch, sequences/s, peak RSS and evaluation
   time of SASRec and BERT4Rec on ML-1M at a named configuration.
+- `python -m benchmark.perf distill`: training time per epoch with and without the distillation loss,
+  and inference latency of a distilled vs a plain model of the same configuration.
 - `python -m benchmark.perf profiles`: profiles/min and generated tokens/s of the default generator
   (transformers backend, no cache) for several batch sizes / history lengths, and encoder sentences/s.
 
@@ -81,6 +83,47 @@ def time_training(model_name: str, config_name: str, precision: str, epochs: int
             "eval_s": time.perf_counter() - started, "eval_users": len(split.test)}
 
 
+def time_distillation(dataset: str, data_dir: str | None, config_name: str, epochs: int, repeats: int) -> dict:
+    """Epoch time of SASRec with and without distillation (random unit-norm targets of the default encoder's
+    dimension: the cost does not depend on what the targets are) and scoring latency of both models."""
+    from baselines.sasrec import SASRec, SASRecConfig
+    from benchmark.distill import DistillationObjective, DistillConfig
+    from benchmark.fit import training_data
+    from benchmark.targets import random_targets
+    from benchmark.train import TrainConfig, train
+
+    settings = dict(TRAIN_CONFIGS[config_name])
+    batch_size = settings.pop("batch_size")
+    split = SplitConfig(quantile=0.9, target="last").apply(load_dataset(dataset, data_dir=data_dir))
+    targets = random_targets(split, 384, seed=0)
+    models, epoch_seconds = {}, {}
+    for variant in ("plain", "distilled"):
+        torch.manual_seed(0)
+        model = SASRec(split.log.n_items, SASRecConfig(**settings))
+        data = training_data(split, split.validation.train_rows, model.max_len + 1)
+        objective = (DistillationObjective(model.config.dim, targets.matrix, targets.has_target,
+                                           DistillConfig(layer=model.config.blocks, distil_epochs=epochs))
+                     if variant == "distilled" else None)
+        result = train(model, data, lambda _: {"ndcg@10": 0.0},
+                       TrainConfig(max_epochs=epochs, patience=epochs, batch_size=batch_size),
+                       objective=objective, progress=False)
+        models[variant], epoch_seconds[variant] = model, min(r["epoch_seconds"] for r in result.history)
+    inputs = split.inputs(split.test, models["plain"].max_len)
+    latency = {}
+    with torch.inference_mode():
+        for variant, model in models.items():
+            model(inputs[:64])  # warm-up
+        for variant in list(models) * repeats:  # interleaved, best of `repeats`
+            started = time.perf_counter()
+            models[variant](inputs)
+            latency[variant] = min(latency.get(variant, float("inf")), time.perf_counter() - started)
+    same_parameters = ({k: v.shape for k, v in models["plain"].state_dict().items()}
+                       == {k: v.shape for k, v in models["distilled"].state_dict().items()})
+    return {"epoch_plain": epoch_seconds["plain"], "epoch_distilled": epoch_seconds["distilled"],
+            "latency_plain": latency["plain"], "latency_distilled": latency["distilled"],
+            "users": len(inputs), "same_parameters": same_parameters}
+
+
 def time_profiles(dataset: str, data_dir: str | None, users: int, batch_size: int, max_items: int, dtype: str,
                   max_new_tokens: int) -> dict:
     """Generate profiles for the first `users` users without the cache, then encode them."""
@@ -122,7 +165,8 @@ def main(argv: list[str] | None = None) -> int:
     evaluation = commands.add_parser("eval", help="time full-ranking evaluation")
     training = commands.add_parser("train", help="time training epochs of SASRec and BERT4Rec")
     profiles = commands.add_parser("profiles", help="time profile generation and encoding")
-    for sub in (evaluation, training, profiles):
+    distill = commands.add_parser("distill", help="distillation overhead in training, latency at inference")
+    for sub in (evaluation, training, profiles, distill):
         sub.add_argument("--dataset", default="ml-1m-5core")
         sub.add_argument("--data-dir")
     evaluation.add_argument("--quantile", type=float, default=0.9)
@@ -136,8 +180,20 @@ def main(argv: list[str] | None = None) -> int:
     profiles.add_argument("--max-items", type=int, nargs="+", default=[50])
     profiles.add_argument("--dtype", nargs="+", default=["bfloat16"], choices=["bfloat16", "float32"])
     profiles.add_argument("--max-new-tokens", type=int, default=128)
+    distill.add_argument("--config", default="suite", choices=sorted(TRAIN_CONFIGS))
+    distill.add_argument("--epochs", type=int, default=2)
+    distill.add_argument("--repeats", type=int, default=5)
     args = parser.parse_args(argv)
 
+    if args.command == "distill":
+        row = time_distillation(args.dataset, args.data_dir, args.config, args.epochs, args.repeats)
+        print(f"distillation on {args.dataset}, SASRec config {args.config} {TRAIN_CONFIGS[args.config]}:")
+        print(f"  training: plain {row['epoch_plain']:.1f} s/epoch, distilled {row['epoch_distilled']:.1f} s/epoch "
+              f"(overhead {row['epoch_distilled'] / row['epoch_plain'] - 1:+.1%})")
+        print(f"  inference ({row['users']} users): plain {row['latency_plain'] * 1000:.1f} ms, distilled "
+              f"{row['latency_distilled'] * 1000:.1f} ms, ratio {row['latency_distilled'] / row['latency_plain']:.2f}; "
+              f"identical parameter sets: {row['same_parameters']}")
+        return 0
     if args.command == "profiles":
         print(f"profile generation on {args.dataset}, SmolLM2-135M-Instruct (transformers), "
               f"{args.users} users, torch threads {torch.get_num_threads()}")
