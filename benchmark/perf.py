@@ -111,7 +111,7 @@ def time_distillation(dataset: str, data_dir: str | None, config_name: str, epoc
     inputs = split.inputs(split.test, models["plain"].max_len)
     latency = {}
     with torch.inference_mode():
-        for variant, model in models.items():
+        for model in models.values():
             model(inputs[:64])  # warm-up
         for variant in list(models) * repeats:  # interleaved, best of `repeats`
             started = time.perf_counter()
