@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import http.server
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -31,3 +33,22 @@ def make_log(frame: pd.DataFrame, name: str = "synthetic") -> Interactions:
     text = pd.DataFrame({"original_id": item_ids}, index=pd.RangeIndex(1, len(item_ids) + 1, name="item"))
     return Interactions(name, "generic", users, items, frame["timestamp"].to_numpy(np.int64), None,
                         user_ids, item_ids, text, "0" * 16)
+
+
+@pytest.fixture()
+def http_server(tmp_path):
+    """A local HTTP server on 127.0.0.1 serving the folder `tmp_path / 'www'`: yields (folder, base URL)."""
+    root = tmp_path / "www"
+    root.mkdir()
+
+    class Quiet(http.server.SimpleHTTPRequestHandler):
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, directory=str(root), **kwargs)
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Quiet)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield root, f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()

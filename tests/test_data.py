@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import hashlib
-import http.server
 import io
-import threading
 import zipfile
 from pathlib import Path
 
@@ -173,26 +171,6 @@ def test_mirror_checksum_mismatch_is_refused(mirror, tmp_path):
     (folder / "u.data").write_bytes((mirror / "ml-100k" / "u.data").read_bytes()[:-10])
     with pytest.raises(DataError, match=r"u.data has SHA-256 .* expected 06416e59"):
         load_dataset("ml-100k", data_dir=tmp_path, cache_dir=tmp_path / "cache")
-
-
-@pytest.fixture()
-def http_server(tmp_path):
-    """A local HTTP server on 127.0.0.1 serving `tmp_path / 'www'`."""
-    root = tmp_path / "www"
-    root.mkdir()
-
-    class Quiet(http.server.SimpleHTTPRequestHandler):
-        def __init__(self, *args, **kwargs):
-            super().__init__(*args, directory=str(root), **kwargs)
-
-        def log_message(self, *args):
-            pass
-
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Quiet)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield root, f"http://127.0.0.1:{server.server_address[1]}"
-    server.shutdown()
 
 
 def _zip(files: dict[str, bytes]) -> bytes:

