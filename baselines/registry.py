@@ -15,7 +15,7 @@ from typing import Any, Protocol
 import torch
 
 from baselines.bert4rec import BERT4Rec, BERT4RecConfig
-from baselines.llmemb import initialise_item_embeddings
+from baselines.llmemb import LLMEmbConfig, apply_llmemb
 from baselines.popularity import most_pop, recent_pop
 from baselines.sasrec import SASRec, SASRecConfig
 from benchmark.distill import DistillationObjective, DistillConfig
@@ -93,13 +93,14 @@ def _popularity(build: Callable[..., Recommender], defaults: dict[str, Any]) -> 
 def _neural(model_class: type, config_class: type, *, target: TargetKind | None = None,
             llmemb: bool = False) -> ModelSpec:
     """A transformer backbone: params are its architecture fields plus TrainConfig fields (plus, for
-    distilled variants, DistillConfig and ProfileSettings fields; for LLMEmb, ProfileSettings), except
+    distilled variants, DistillConfig and ProfileSettings fields; for LLMEmb, LLMEmbConfig and
+    ProfileSettings), except
     the seed, which is a run-level setting (the suite's `seeds`)."""
     classes: list[type] = [config_class, TrainConfig]
     if target is not None:
         classes += [DistillConfig, ProfileSettings]
     elif llmemb:
-        classes += [ProfileSettings]
+        classes += [LLMEmbConfig, ProfileSettings]
 
     def configs(params: dict[str, Any]) -> list[Any]:
         if "seed" in params:
@@ -126,7 +127,7 @@ def _neural(model_class: type, config_class: type, *, target: TargetKind | None 
             else:
                 texts = catalog_texts(split.log, resources.settings.prompts.templates)
                 vectors = encode_cached(resources.encoder, texts, resources.store, progress=context.progress)
-                initialise_item_embeddings(model.embedding.items, vectors, context.seed)
+                apply_llmemb(model, vectors, extra[0], context.seed)
                 info = {"item_text_encoder": resources.encoder.id}
         result = fit_backbone(model, split, replace(training, seed=context.seed), evaluation=context.evaluation,
                               objective=objective, checkpoint=context.checkpoint, progress=context.progress)

@@ -90,6 +90,25 @@ def test_variant_trains_end_to_end_and_is_a_plain_backbone(name, split, cache):
         assert "train_distil_loss" not in fitted.info["history"][1]
 
 
+def test_llmemb_frozen_adapter_trains_only_the_adapter(split, cache):
+    from baselines.llmemb import AdaptedItemEmbedding
+
+    fitted = get_model("bert4rec-llmemb").fit(
+        split, {"dim": 16, "blocks": 1, "heads": 1, "max_len": 20, "max_epochs": 2, "llmemb_mode": "frozen"},
+        FitContext(seed=0, progress=False, cache_dir=cache))
+    items = fitted.model.embedding.items
+    assert isinstance(items, AdaptedItemEmbedding) and items.weight.shape == (split.log.n_items + 2, 16)
+    assert not items.text.requires_grad and items.adapter.weight.requires_grad
+    resources = ProfileResources(ProfileSettings(), cache)
+    from benchmark.profiles.encode import encode_cached
+    from benchmark.profiles.prompts import catalog_texts
+
+    expected = encode_cached(resources.encoder, catalog_texts(split.log), resources.store, progress=False)
+    assert np.allclose(items.text.numpy(), expected)  # the text vectors stayed frozen
+    assert torch.equal(items.weight[0], torch.zeros(16))
+    assert fitted.model(split.inputs(split.test, 20)[:3]).shape == (3, split.log.n_items + 1)
+
+
 def test_llmemb_initialisation_uses_item_text(split, cache):
     from baselines.llmemb import initialise_item_embeddings
 
@@ -101,4 +120,4 @@ def test_llmemb_initialisation_uses_item_text(split, cache):
     assert torch.equal(after[0], before[0])  # padding row untouched
     assert after[1:].std().item() == pytest.approx(before[1:].std().item(), rel=1e-3)
     with pytest.raises(ValueError, match="item texts"):
-        initialise_item_embeddings(model.embedding.items, vectors[:-1])
+        initialise_item_embeddings(model.embedding.items, np.zeros((split.log.n_items + 5, 384), np.float32))
