@@ -54,13 +54,13 @@ class ProfileResources:
     def backend_id(self) -> str:
         """The generator's identity (what cached profiles are keyed by) without loading it."""
         source = source_for(self.settings.generator, LLMS)
-        return TransformersBackend.identity(f"{source.id}:{source.fingerprint[:12]}", self.settings.generator_dtype)
+        return TransformersBackend.identity(source.label, self.settings.generator_dtype)
 
     def backend(self) -> Backend:
         """Load the generator (only needed when profiles are missing from the cache)."""
         source = source_for(self.settings.generator, LLMS)
         directory = transformers_directory(materialize(source, self.cache_dir), source, self.cache_dir)
-        return TransformersBackend(directory, f"{source.id}:{source.fingerprint[:12]}",
+        return TransformersBackend(directory, source.label,
                                    batch_size=self.settings.generator_batch_size, dtype=self.settings.generator_dtype)
 
     @property

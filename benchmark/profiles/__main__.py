@@ -41,7 +41,7 @@ def make_backend(args: argparse.Namespace, *, load: bool = True) -> Backend:
         return OpenAIBackend(args.base_url, args.model, api_key=os.environ.get("OPENAI_API_KEY", "not-needed"),
                              concurrency=args.concurrency, requests_per_second=args.requests_per_second)
     source = source_for(args.model, LLMS)
-    model_id = f"{source.id}:{source.fingerprint[:12]}"
+    model_id = source.label
     if args.backend == "llamacpp":
         if not load:
             return CacheOnly(LlamaCppBackend.identity(model_id))

