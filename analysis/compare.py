@@ -1,0 +1,91 @@
+"""`python -m analysis.compare RUNS_DIR [--base sasrec] [--metric ndcg@10]`: seed means of recorded runs
+and paired per-user comparisons between variants.
+
+Each variant's per-user metric is averaged over its seeds, then compared user by user with a
+Wilcoxon signed-rank test (zero differences split). p-values are uncorrected; the full report with
+multiple-testing correction, confidence intervals and tables belongs to `analysis.report`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from scipy import stats
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """Mean per-user difference a - b, its Wilcoxon p-value and the number of paired users."""
+
+    a: str
+    b: str
+    mean_difference: float
+    p_value: float
+    users: int
+
+
+def load_runs(folder: Path) -> dict[str, dict[int, tuple[dict, pd.DataFrame]]]:
+    """label -> seed -> (run record, per-user metric table) for every record under `folder`."""
+    runs: dict[str, dict[int, tuple[dict, pd.DataFrame]]] = {}
+    for path in sorted(folder.rglob("*.json")):
+        record = json.loads(path.read_text())
+        per_user = pd.read_csv(path.parent / record["per_user"], index_col=0)
+        runs.setdefault(record["config"]["label"], {})[record["config"]["seed"]] = (record, per_user)
+    return runs
+
+
+def seed_summary(runs: dict[str, dict[int, tuple[dict, pd.DataFrame]]], metric: str) -> pd.DataFrame:
+    """Per variant: number of seeds, mean and standard deviation over seeds of the test metric."""
+    rows = []
+    for label, seeds in runs.items():
+        values = np.array([record["test"][metric] for record, _ in seeds.values()])
+        rows.append({"variant": label, "seeds": len(values), "mean": values.mean(), "std": values.std()})
+    return pd.DataFrame(rows).set_index("variant")
+
+
+def paired(a: pd.Series, b: pd.Series, a_name: str = "a", b_name: str = "b") -> Comparison:
+    """Wilcoxon signed-rank test on the users both series cover."""
+    x, y = a.align(b, join="inner")
+    differences = x - y
+    p_value = 1.0 if not differences.any() else float(stats.wilcoxon(x, y, zero_method="zsplit").pvalue)
+    return Comparison(a_name, b_name, float(differences.mean()), p_value, len(differences))
+
+
+def user_means(seeds: dict[int, tuple[dict, pd.DataFrame]], metric: str) -> pd.Series:
+    """Per-user metric averaged over seeds."""
+    return pd.concat([table[metric] for _, table in seeds.values()], axis=1).mean(axis=1)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point; returns the process exit code."""
+    parser = argparse.ArgumentParser(prog="python -m analysis.compare", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("runs", type=Path, help="a folder of run records (e.g. <cache-dir>/runs/kd-ml100k)")
+    parser.add_argument("--metric", default="ndcg@10")
+    parser.add_argument("--base", default="sasrec", help="variant every other one is compared with")
+    args = parser.parse_args(argv)
+    runs = load_runs(args.runs)
+    if not runs:
+        print(f"error: no run records under {args.runs}", file=sys.stderr)
+        return 2
+    summary = seed_summary(runs, args.metric)
+    print(f"{args.metric} over seeds:")
+    print(summary.to_string(float_format="{:.4f}".format))
+    if args.base in runs:
+        base = user_means(runs[args.base], args.metric)
+        print(f"\nper-user {args.metric} difference vs {args.base} (mean over seeds; Wilcoxon, uncorrected):")
+        for label, seeds in runs.items():
+            if label != args.base:
+                result = paired(user_means(seeds, args.metric), base, label, args.base)
+                print(f"  {label:28} {result.mean_difference:+.4f}  p={result.p_value:.3g}  (n={result.users})")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
