@@ -26,7 +26,6 @@ from benchmark.profiles.store import Store
 from benchmark.split import HistoryScope, Split
 
 TargetKind = Literal["llm", "shuffled", "random", "side_info_text", "side_info_mean"]
-TARGET_KINDS: tuple[str, ...] = ("llm", "shuffled", "random", "side_info_text", "side_info_mean")
 
 
 def build_targets(split: Split, kind: TargetKind, resources: ProfileResources, seed: int, *,
