@@ -21,7 +21,7 @@ from benchmark.profile_settings import ProfileResources
 from benchmark.profiles.backends import CacheOnly
 from benchmark.profiles.encode import SentenceEncoder, UserEmbeddings, encode_cached, user_embeddings
 from benchmark.profiles.generate import generate_profiles
-from benchmark.profiles.prompts import PromptConfig, catalog_texts, item_lines, load_templates, recent_history
+from benchmark.profiles.prompts import PromptConfig, catalog_texts, item_lines, recent_history, template_for
 from benchmark.profiles.store import Store
 from benchmark.split import HistoryScope, Split
 
@@ -74,7 +74,7 @@ def random_targets(split: Split, dim: int, seed: int, history: HistoryScope = "f
 
 def side_info_texts(split: Split, prompts: PromptConfig = PromptConfig()) -> dict[int, str]:
     """Per user: the raw metadata lines of the training-period items a prompt would show, joined."""
-    template = load_templates(prompts.templates)[split.log.domain]
+    template = template_for(split.log.domain, prompts.templates)
     histories = recent_history(split, prompts)
     lines = np.asarray(item_lines(split.log, histories, template.item_fields), dtype=object)
     texts = {}

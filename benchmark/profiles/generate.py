@@ -18,7 +18,7 @@ from dataclasses import dataclass, field, replace
 from tqdm.auto import tqdm
 
 from benchmark.profiles.backends import Backend, Conversation, GenerationParams
-from benchmark.profiles.prompts import PromptConfig, aggregation_prompt, build_prompts
+from benchmark.profiles.prompts import PromptConfig, aggregation_prompt, build_prompts, template_for
 from benchmark.profiles.store import Store, StoredProfile
 from benchmark.split import Split
 
@@ -78,6 +78,7 @@ def generate_profiles(split: Split, backend: Backend, store: Store, *, prompts: 
     chunk_texts = _run(chunk_conversations, backend, store, params, block, retries, summary, progress, "profiles",
                        generate)
     texts, missing, aggregate_for = {}, {}, {}
+    template = template_for(split.log.domain, prompts.templates)
     position = 0
     for prompt in user_prompts:
         outcomes = chunk_texts[position:position + len(prompt.chunks)]
@@ -88,7 +89,7 @@ def generate_profiles(split: Split, backend: Backend, store: Store, *, prompts: 
         elif len(outcomes) == 1:
             texts[prompt.user] = outcomes[0][1]
         else:
-            aggregate_for[prompt.user] = aggregation_prompt(split.log, [t for _, t in outcomes], prompts.templates)
+            aggregate_for[prompt.user] = aggregation_prompt(template, [t for _, t in outcomes])
     if aggregate_for:
         merged = _run(list(aggregate_for.values()), backend, store, params, block, retries, summary, progress,
                       "aggregate", generate)

@@ -76,6 +76,14 @@ def load_templates(path: str | Path = TEMPLATES_FILE) -> dict[str, Template]:
     return templates
 
 
+def template_for(domain: str, path: str | Path = TEMPLATES_FILE) -> Template:
+    """The template of `domain` in a templates file; the error names the file and the domain."""
+    template = load_templates(path).get(domain)
+    if template is None:
+        raise DataError(f"{path}: no template for domain '{domain}'")
+    return template
+
+
 @dataclass(frozen=True)
 class UserPrompt:
     """The prompt(s) for one user: one conversation, or one per chunk plus the aggregation template."""
@@ -126,7 +134,7 @@ def recent_history(split: Split, config: PromptConfig) -> pd.DataFrame:
 
 def catalog_texts(log: Interactions, templates: str = str(TEMPLATES_FILE)) -> list[str]:
     """One text per item (dense ids 1..n_items), built like a prompt line but without any user's rating."""
-    template = load_templates(templates)[log.domain]
+    template = template_for(log.domain, templates)
     fields = [f for f in template.item_fields if f != "rating"]
     lines = item_lines(log, pd.DataFrame({"item": np.arange(1, log.n_items + 1)}), fields)
     return [line[2:] for line in lines]
@@ -135,9 +143,7 @@ def catalog_texts(log: Interactions, templates: str = str(TEMPLATES_FILE)) -> li
 def build_prompts(split: Split, config: PromptConfig = PromptConfig()) -> list[UserPrompt]:
     """Prompts for every user with a training-period history, in user order."""
     log = split.log
-    template = load_templates(config.templates).get(log.domain)
-    if template is None:
-        raise DataError(f"{config.templates}: no template for domain '{log.domain}'")
+    template = template_for(log.domain, config.templates)
     histories = recent_history(split, config)
     lines = np.asarray(item_lines(log, histories, template.item_fields), dtype=object)
     body = getattr(template, config.style)
@@ -152,10 +158,8 @@ def build_prompts(split: Split, config: PromptConfig = PromptConfig()) -> list[U
     return prompts
 
 
-def aggregation_prompt(log: Interactions, chunk_profiles: list[str], templates: str = str(TEMPLATES_FILE)
-                       ) -> tuple[Message, ...]:
+def aggregation_prompt(template: Template, chunk_profiles: list[str]) -> tuple[Message, ...]:
     """The conversation that merges chunk profiles (oldest first) into one profile."""
-    template = load_templates(templates)[log.domain]
     lines = [f"Part {i}: {text}" for i, text in enumerate(chunk_profiles, start=1)]
     return _conversation(template.system, template.aggregate, lines)
 
