@@ -133,13 +133,10 @@ def time_profiles(dataset: str, data_dir: str | None, users: int, batch_size: in
     from benchmark.profiles.backends import GenerationParams, TransformersBackend
     from benchmark.profiles.encode import SentenceEncoder
     from benchmark.profiles.prompts import PromptConfig, build_prompts
-    from benchmark.profiles.weights import LLMS, materialize, transformers_directory
 
     split = SplitConfig(quantile=0.9).apply(load_dataset(dataset, data_dir=data_dir))
     conversations = [p.chunks[0] for p in build_prompts(split, PromptConfig(max_items=max_items))[:users]]
-    source = LLMS["smollm2-135m-instruct"]
-    backend = TransformersBackend(transformers_directory(materialize(source), source), source.id,
-                                  batch_size=batch_size, dtype=dtype)
+    backend = TransformersBackend.from_registry("smollm2-135m-instruct", batch_size=batch_size, dtype=dtype)
     started = time.perf_counter()
     results = backend.generate(conversations, GenerationParams(max_new_tokens=max_new_tokens))
     seconds = time.perf_counter() - started

@@ -7,12 +7,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-from benchmark import paths
 from benchmark.profiles.backends import Backend, GenerationParams, TransformersBackend
 from benchmark.profiles.encode import SentenceEncoder
 from benchmark.profiles.prompts import PromptConfig
-from benchmark.profiles.store import Store
-from benchmark.profiles.weights import LLMS, materialize, source_for, transformers_directory
+from benchmark.profiles.store import cache_store
+from benchmark.profiles.weights import LLMS, source_for
 
 
 @dataclass(frozen=True)
@@ -47,7 +46,7 @@ class ProfileResources:
 
     def __post_init__(self) -> None:
         os.environ.setdefault("HF_HUB_OFFLINE", "1")
-        self.store = Store(paths.cache_dir(self.cache_dir) / "profiles" / "store.sqlite")
+        self.store = cache_store(self.cache_dir)
         self._encoder: SentenceEncoder | None = None
 
     @property
@@ -58,10 +57,9 @@ class ProfileResources:
 
     def backend(self) -> Backend:
         """Load the generator (only needed when profiles are missing from the cache)."""
-        source = source_for(self.settings.generator, LLMS)
-        directory = transformers_directory(materialize(source, self.cache_dir), source, self.cache_dir)
-        return TransformersBackend(directory, source.label,
-                                   batch_size=self.settings.generator_batch_size, dtype=self.settings.generator_dtype)
+        return TransformersBackend.from_registry(self.settings.generator, cache_dir=self.cache_dir,
+                                                 batch_size=self.settings.generator_batch_size,
+                                                 dtype=self.settings.generator_dtype)
 
     @property
     def encoder(self) -> SentenceEncoder:

@@ -11,7 +11,6 @@ import json
 import os
 import sys
 
-from benchmark import paths
 from benchmark.data.dataset import load_dataset
 from benchmark.data.errors import DataError
 from benchmark.data.preprocess import PreprocessConfig
@@ -26,8 +25,8 @@ from benchmark.profiles.backends import (
 from benchmark.profiles.generate import generate_profiles
 from benchmark.profiles.prompts import PromptConfig, build_prompts
 from benchmark.profiles.stats import profile_stats
-from benchmark.profiles.store import Store
-from benchmark.profiles.weights import LLMS, materialize, source_for, transformers_directory
+from benchmark.profiles.store import cache_store
+from benchmark.profiles.weights import LLMS, materialize, source_for
 from benchmark.split import TARGET_KINDS, VALIDATION_KINDS, Split, SplitConfig
 
 
@@ -48,13 +47,8 @@ def make_backend(args: argparse.Namespace, *, load: bool = True) -> Backend:
         return LlamaCppBackend(materialize(source, args.cache_dir), model_id)
     if not load:
         return CacheOnly(TransformersBackend.identity(model_id, args.dtype))
-    directory = transformers_directory(materialize(source, args.cache_dir), source, args.cache_dir)
-    return TransformersBackend(directory, model_id, batch_size=args.batch_size, dtype=args.dtype)
-
-
-def store_for(args: argparse.Namespace) -> Store:
-    """The profile cache of this cache directory."""
-    return Store(paths.cache_dir(args.cache_dir) / "profiles" / "store.sqlite")
+    return TransformersBackend.from_registry(args.model, cache_dir=args.cache_dir, batch_size=args.batch_size,
+                                             dtype=args.dtype)
 
 
 def split_for(args: argparse.Namespace) -> Split:
@@ -119,7 +113,7 @@ def _run(args: argparse.Namespace) -> int:
         users = [p.user for p in build_prompts(split, prompts)[: args.limit]]
     generating = args.command != "stats"
     backend = make_backend(args, load=generating)
-    store = store_for(args)
+    store = cache_store(args.cache_dir)
     profiles, summary = generate_profiles(split, backend, store, prompts=prompts, params=params, users=users,
                                           progress=args.command == "generate", generate=generating)
     if args.command == "generate":

@@ -88,6 +88,16 @@ class TransformersBackend:
         """The backend id without loading the model."""
         return f"transformers:{model_id}:{dtype}"
 
+    @classmethod
+    def from_registry(cls, name: str, *, cache_dir: Path | None = None, batch_size: int = 32,
+                      dtype: str = "bfloat16") -> TransformersBackend:
+        """Load a registered generator (or a local model path), fetching and dequantising it if needed."""
+        from benchmark.profiles.weights import LLMS, materialize, source_for, transformers_directory
+
+        source = source_for(name, LLMS)
+        directory = transformers_directory(materialize(source, cache_dir), source, cache_dir)
+        return cls(directory, source.label, batch_size=batch_size, dtype=dtype)
+
     def generate(self, conversations: Sequence[Conversation], params: GenerationParams) -> list[Result]:
         """Generate for all conversations; prompts of similar length share a batch (less padding)."""
         prompts = [self.tokenizer.apply_chat_template(list(c), tokenize=False, add_generation_prompt=True)

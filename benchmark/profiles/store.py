@@ -14,6 +14,8 @@ from pathlib import Path
 
 import numpy as np
 
+from benchmark import paths
+
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS profiles (
     key TEXT PRIMARY KEY, status TEXT NOT NULL, text TEXT, reason TEXT,
@@ -93,3 +95,8 @@ class Store:
     def close(self) -> None:
         """Close the connection."""
         self.connection.close()
+
+
+def cache_store(cache_dir: str | Path | None = None) -> Store:
+    """The profile and embedding cache of a cache directory (default: the user-level cache)."""
+    return Store(paths.cache_dir(cache_dir) / "profiles" / "store.sqlite")
