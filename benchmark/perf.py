@@ -14,6 +14,7 @@ Run them on a quiet machine: a concurrent job changes every figure.
 from __future__ import annotations
 
 import argparse
+import itertools
 import resource
 import sys
 import time
@@ -24,6 +25,8 @@ import torch
 
 from benchmark.data.dataset import load_dataset
 from benchmark.metrics import evaluate
+from benchmark.profiles.backends import GenerationParams
+from benchmark.profiles.prompts import PromptConfig
 from benchmark.split import TARGET_KINDS, SplitConfig
 
 # Named configurations. "rectools": the setting RecTools 0.19's SASRec was timed at on this kind of
@@ -125,21 +128,26 @@ def time_distillation(dataset: str, data_dir: str | None, config_name: str, epoc
 
 
 def time_profiles(dataset: str, data_dir: str | None, users: int, batch_size: int, max_items: int, dtype: str,
-                  max_new_tokens: int) -> dict:
+                  max_new_tokens: int, workers: int) -> dict:
     """Generate profiles for the first `users` users without the cache, then encode them."""
     import os
 
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    from benchmark.profiles.backends import GenerationParams, TransformersBackend
+    from benchmark.profiles.backends import TransformersBackend
     from benchmark.profiles.encode import SentenceEncoder
-    from benchmark.profiles.prompts import PromptConfig, build_prompts
+    from benchmark.profiles.prompts import build_prompts
 
     split = SplitConfig(quantile=0.9).apply(load_dataset(dataset, data_dir=data_dir))
     conversations = [p.chunks[0] for p in build_prompts(split, PromptConfig(max_items=max_items))[:users]]
-    backend = TransformersBackend.from_registry("smollm2-135m-instruct", batch_size=batch_size, dtype=dtype)
+    backend = TransformersBackend.from_registry("smollm2-135m-instruct", batch_size=batch_size, dtype=dtype,
+                                                workers=workers)
+    # warm-up: one short batch per worker, so each process has imported and loaded its model
+    backend.generate([[c[0], {"role": "user", "content": "Hi"}] for c in conversations[:workers * batch_size]],
+                     GenerationParams(max_new_tokens=1))
     started = time.perf_counter()
     results = backend.generate(conversations, GenerationParams(max_new_tokens=max_new_tokens))
     seconds = time.perf_counter() - started
+    backend.close()
     texts = [r.text for r in results if r.text]
     encoder = SentenceEncoder()
     encoder.encode(texts[:8])  # warm-up
@@ -174,9 +182,10 @@ def main(argv: list[str] | None = None) -> int:
     training.add_argument("--epochs", type=int, default=2, help="epochs per measurement (the fastest is reported)")
     profiles.add_argument("--users", type=int, default=64)
     profiles.add_argument("--batch-size", type=int, nargs="+", default=[32])
-    profiles.add_argument("--max-items", type=int, nargs="+", default=[50])
+    profiles.add_argument("--max-items", type=int, nargs="+", default=[PromptConfig.max_items])
     profiles.add_argument("--dtype", nargs="+", default=["bfloat16"], choices=["bfloat16", "float32"])
-    profiles.add_argument("--max-new-tokens", type=int, default=128)
+    profiles.add_argument("--max-new-tokens", type=int, default=GenerationParams.max_new_tokens)
+    profiles.add_argument("--workers", type=int, nargs="+", default=[2])
     distill.add_argument("--config", default="suite", choices=sorted(TRAIN_CONFIGS))
     distill.add_argument("--epochs", type=int, default=2)
     distill.add_argument("--repeats", type=int, default=5)
@@ -196,10 +205,10 @@ def main(argv: list[str] | None = None) -> int:
               f"{args.users} users, torch threads {torch.get_num_threads()}")
         for dtype in args.dtype:
             for max_items in args.max_items:
-                for batch_size in args.batch_size:
+                for batch_size, workers in itertools.product(args.batch_size, args.workers):
                     row = time_profiles(args.dataset, args.data_dir, args.users, batch_size, max_items, dtype,
-                                        args.max_new_tokens)
-                    print(f"  {dtype} batch {batch_size:3} max_items {max_items:3} (prompt {row['mean_prompt_tokens']:.0f} tok): "
+                                        args.max_new_tokens, workers)
+                    print(f"  {dtype} batch {batch_size:3} workers {workers} max_items {max_items:3} (prompt {row['mean_prompt_tokens']:.0f} tok): "
                           f"{row['profiles_per_min']:6.1f} profiles/min, {row['tokens_per_s']:6.1f} tok/s, "
                           f"{row['mean_tokens']:.0f} tokens/profile, {row['stopped_share']:.0%} ended by EOS; "
                           f"encoder {row['sentences_per_s']:.0f} sentences/s", flush=True)

@@ -23,8 +23,8 @@ class ProfileSettings:
     generator_batch_size: int = 32
     encoder: str = "all-minilm-l6-v2"
     style: Literal["short", "long"] = "short"
-    max_items: int = 50
-    max_new_tokens: int = 128
+    max_items: int = 15
+    max_new_tokens: int = 112
 
     @property
     def prompts(self) -> PromptConfig:
@@ -39,10 +39,14 @@ class ProfileSettings:
 
 @dataclass
 class ProfileResources:
-    """Lazily opened generator, encoder and cache for one cache directory."""
+    """Lazily opened generator, encoder and cache for one cache directory.
+
+    `generator_workers` is how many processes generate (a speed setting; not part of any key).
+    """
 
     settings: ProfileSettings
     cache_dir: Path | None = None
+    generator_workers: int = 2
 
     def __post_init__(self) -> None:
         os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -59,7 +63,8 @@ class ProfileResources:
         """Load the generator (only needed when profiles are missing from the cache)."""
         return TransformersBackend.from_registry(self.settings.generator, cache_dir=self.cache_dir,
                                                  batch_size=self.settings.generator_batch_size,
-                                                 dtype=self.settings.generator_dtype)
+                                                 dtype=self.settings.generator_dtype,
+                                                 workers=self.generator_workers)
 
     @property
     def encoder(self) -> SentenceEncoder:

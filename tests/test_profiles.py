@@ -21,7 +21,7 @@ import pytest
 from benchmark.data.dataset import load_dataset
 from benchmark.data.errors import DataError
 from benchmark.profiles.backends import GenerationParams, Result
-from benchmark.profiles.generate import generate_profiles
+from benchmark.profiles.generate import complete_sentences, generate_profiles
 from benchmark.profiles.prompts import PromptConfig, build_prompts, load_templates
 from benchmark.profiles.store import Store
 from benchmark.profiles.weights import WeightsSource, materialize
@@ -111,7 +111,7 @@ def test_fit_history_never_shows_a_validation_target(mirror):
 def test_item_lines_render_available_fields_in_order(mirror):
     log = load_dataset("ml-100k", data_dir=mirror)
     split = SplitConfig().apply(log)
-    content = build_prompts(split, PromptConfig(history="train"))[0].chunks[0][-1]["content"]
+    content = build_prompts(split, PromptConfig(history="train", max_items=1000))[0].chunks[0][-1]["content"]
     assert "- Four Rooms (1995); Thriller; rated 4/5" in content
     assert content.startswith("A user watched these movies, oldest first:")
 
@@ -156,6 +156,21 @@ def test_failures_are_retried_then_recorded_never_filled(tmp_path):
     assert set(fresh.missing.values()) == {"not generated yet"}
 
 
+def test_generations_cut_by_the_token_limit_keep_complete_sentences(tmp_path):
+    assert complete_sentences("Likes drama. Prefers the 1990s! Watches at nig") == "Likes drama. Prefers the 1990s!"
+    assert complete_sentences("Preferences:\n- drama\n- comedy, mostly fr") == "Preferences:\n- drama"
+    assert complete_sentences("no sentence end at all") == "no sentence end at all"
+    assert complete_sentences("Version 2.0 is fine. And") == "Version 2.0 is fine."
+
+    class CutBackend(FakeBackend):
+        def generate(self, conversations, params):
+            return [Result("Likes drama. Watches at nig", 10, 8, "length") for _ in conversations]
+
+    log, split = movie_log()
+    profiles, _ = generate_profiles(split, CutBackend(), Store(tmp_path / "s.sqlite"), progress=False)
+    assert set(profiles.texts.values()) == {"Likes drama."}
+
+
 def test_chunk_profiles_are_aggregated(tmp_path):
     _, split = movie_log()
     backend = FakeBackend()
@@ -170,7 +185,7 @@ from pathlib import Path
 sys.path.insert(0, {root!r})
 from tests.test_profiles import FakeBackend
 from benchmark.data.dataset import load_dataset
-from benchmark.profiles.generate import generate_profiles
+from benchmark.profiles.generate import complete_sentences, generate_profiles
 from benchmark.profiles.store import Store
 from benchmark.split import SplitConfig
 split = SplitConfig().apply(load_dataset("ml-100k", data_dir={mirror!r}))
@@ -288,6 +303,24 @@ def test_smollm2_writes_on_topic_profiles(smollm2_directory, mirror, tmp_path):
     assert summary.generated == 2 and len(profiles.texts) == 2
     for text in profiles.texts.values():
         assert len(text.split()) >= 10
+
+
+@pytest.mark.slow
+def test_worker_processes_return_each_prompts_own_profile(smollm2_directory):
+    from benchmark.profiles.backends import TransformersBackend
+
+    directory, source = smollm2_directory
+    conversations = [[{"role": "user", "content": f"Write one sentence about {topic}."}]
+                     for topic in ("cats", "the sea", "trains in winter", "a very old library with dusty books")]
+    params = GenerationParams(max_new_tokens=20)
+    single = TransformersBackend(directory, source.id, batch_size=1, dtype="float32").generate(conversations, params)
+    pooled = TransformersBackend(directory, source.id, batch_size=1, dtype="float32", workers=2)
+    try:
+        parallel = pooled.generate(conversations, params)
+    finally:
+        pooled.close()
+    assert [r.text for r in parallel] == [r.text for r in single]
+    assert len({r.text for r in single}) == 4
 
 
 def _free_port() -> int:

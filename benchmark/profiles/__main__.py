@@ -48,7 +48,7 @@ def make_backend(args: argparse.Namespace, *, load: bool = True) -> Backend:
     if not load:
         return CacheOnly(TransformersBackend.identity(model_id, args.dtype))
     return TransformersBackend.from_registry(args.model, cache_dir=args.cache_dir, batch_size=args.batch_size,
-                                             dtype=args.dtype)
+                                             dtype=args.dtype, workers=args.workers)
 
 
 def split_for(args: argparse.Namespace) -> Split:
@@ -81,6 +81,8 @@ def main(argv: list[str] | None = None) -> int:
         sub.add_argument("--concurrency", type=int, default=8)
         sub.add_argument("--requests-per-second", type=float)
         sub.add_argument("--batch-size", type=int, default=32)
+        sub.add_argument("--workers", type=int, default=2,
+                         help="transformers backend: generating processes sharing the CPU threads")
         sub.add_argument("--dtype", choices=["bfloat16", "float32"], default="bfloat16")
         sub.add_argument("--style", choices=["short", "long"], default="short")
         sub.add_argument("--history", choices=["fit", "train"], default="fit",

@@ -1,7 +1,7 @@
 """LLM backends behind one interface: `generate(conversations, params) -> list[Result]`.
 
 - `TransformersBackend`: in-process Hugging Face transformers, batched greedy/sampled generation with
-  length-sorted batches (the default; nothing to compile).
+  length-sorted batches, optionally over several worker processes (the default; nothing to compile).
 - `OpenAIBackend`: any OpenAI-compatible chat-completions server (vLLM, llama.cpp server, Ollama,
   `transformers serve`, hosted APIs): concurrent requests, timeouts, retries with backoff, rate limit.
 - `LlamaCppBackend`: in-process llama.cpp (`pip install llama-cpp-python`, compiles from source).
@@ -14,8 +14,9 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 from dataclasses import asdict, dataclass
+from multiprocessing import get_context
 from pathlib import Path
 from typing import Protocol
 
@@ -27,12 +28,17 @@ Conversation = Sequence[Message]
 
 @dataclass(frozen=True)
 class GenerationParams:
-    """Decoding settings (plain data; part of every profile's cache key). temperature 0 = greedy."""
+    """Decoding settings (plain data; part of every profile's cache key). temperature 0 = greedy.
 
-    max_new_tokens: int = 128
+    `no_repeat_ngram_size` (0 = off) stops the loops small models fall into ("A preference for action
+    films" twelve times); the in-process transformers backend applies it, servers only if they accept it.
+    """
+
+    max_new_tokens: int = 112
     temperature: float = 0.0
     top_p: float = 1.0
     repetition_penalty: float = 1.1
+    no_repeat_ngram_size: int = 4
     seed: int = 0
 
     def as_dict(self) -> dict:
@@ -71,17 +77,28 @@ class CacheOnly:
 
 
 class TransformersBackend:
-    """Batched in-process generation with transformers (any local model directory)."""
+    """Batched in-process generation with transformers (any local model directory).
 
-    def __init__(self, model_dir: Path, model_id: str, *, batch_size: int = 32, dtype: str = "bfloat16"):
-        from transformers import AutoModelForCausalLM, AutoTokenizer
+    With `workers > 1` the batches are shared among that many spawned processes, each with its own
+    model copy and an equal share of the CPU threads: a small model's decoding is dominated by
+    per-step overhead that one thread per process uses better than two threads on one batch.
+    """
+
+    def __init__(self, model_dir: Path, model_id: str, *, batch_size: int = 32, dtype: str = "bfloat16",
+                 workers: int = 1):
+        from transformers import AutoTokenizer
 
         self.id = self.identity(model_id, dtype)
         self.batch_size = batch_size
         self.tokenizer = AutoTokenizer.from_pretrained(model_dir, padding_side="left")
-        if self.tokenizer.pad_token is None:
-            self.tokenizer.pad_token = self.tokenizer.eos_token
-        self.model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=getattr(torch, dtype)).eval()
+        if workers > 1:
+            threads = max(1, torch.get_num_threads() // workers)
+            self._pool: ProcessPoolExecutor | None = ProcessPoolExecutor(
+                workers, mp_context=get_context("spawn"), initializer=_load_worker_generator,
+                initargs=(str(model_dir), dtype, threads))
+            self._local: _BatchGenerator | None = None
+        else:
+            self._pool, self._local = None, _BatchGenerator(model_dir, dtype)
 
     @staticmethod
     def identity(model_id: str, dtype: str) -> str:
@@ -90,28 +107,53 @@ class TransformersBackend:
 
     @classmethod
     def from_registry(cls, name: str, *, cache_dir: Path | None = None, batch_size: int = 32,
-                      dtype: str = "bfloat16") -> TransformersBackend:
+                      dtype: str = "bfloat16", workers: int = 1) -> TransformersBackend:
         """Load a registered generator (or a local model path), fetching and dequantising it if needed."""
         from benchmark.profiles.weights import LLMS, materialize, source_for, transformers_directory
 
         source = source_for(name, LLMS)
         directory = transformers_directory(materialize(source, cache_dir), source, cache_dir)
-        return cls(directory, source.label, batch_size=batch_size, dtype=dtype)
+        return cls(directory, source.label, batch_size=batch_size, dtype=dtype, workers=workers)
 
     def generate(self, conversations: Sequence[Conversation], params: GenerationParams) -> list[Result]:
         """Generate for all conversations; prompts of similar length share a batch (less padding)."""
         prompts = [self.tokenizer.apply_chat_template(list(c), tokenize=False, add_generation_prompt=True)
                    for c in conversations]
-        encoded = [self.tokenizer(p, add_special_tokens=False)["input_ids"] for p in prompts]
-        order = sorted(range(len(prompts)), key=lambda i: len(encoded[i]))
+        lengths = [len(self.tokenizer(p, add_special_tokens=False)["input_ids"]) for p in prompts]
+        order = sorted(range(len(prompts)), key=lambda i: lengths[i])
+        batches = [order[start:start + self.batch_size] for start in range(0, len(order), self.batch_size)]
+        texts = [[prompts[i] for i in batch] for batch in batches]
+        if self._pool is not None:
+            outputs = list(self._pool.map(_generate_in_worker, texts, [params] * len(texts)))
+        else:
+            assert self._local is not None
+            outputs = [self._local.generate(batch, params) for batch in texts]
         results: list[Result | None] = [None] * len(prompts)
-        for start in range(0, len(order), self.batch_size):
-            batch = order[start:start + self.batch_size]
-            for index, result in zip(batch, self._generate_batch([prompts[i] for i in batch], params), strict=True):
+        for batch, batch_results in zip(batches, outputs, strict=True):
+            for index, result in zip(batch, batch_results, strict=True):
                 results[index] = result
         return [r for r in results if r is not None]
 
-    def _generate_batch(self, prompts: list[str], params: GenerationParams) -> list[Result]:
+    def close(self) -> None:
+        """Stop the worker processes (if any)."""
+        if self._pool is not None:
+            self._pool.shutdown()
+
+
+class _BatchGenerator:
+    """One model copy generating for one batch of chat-formatted prompts at a time."""
+
+    def __init__(self, model_dir: Path | str, dtype: str):
+        from transformers import AutoModelForCausalLM, AutoTokenizer
+
+        self.tokenizer = AutoTokenizer.from_pretrained(model_dir, padding_side="left")
+        if self.tokenizer.pad_token is None:
+            self.tokenizer.pad_token = self.tokenizer.eos_token
+        self.model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=getattr(torch, dtype)).eval()
+        self.eos = set(_as_list(self.model.generation_config.eos_token_id)) | {self.tokenizer.eos_token_id}
+
+    def generate(self, prompts: list[str], params: GenerationParams) -> list[Result]:
+        """Results for one batch, in prompt order."""
         inputs = self.tokenizer(prompts, return_tensors="pt", padding=True, add_special_tokens=False)
         sampling = params.temperature > 0
         torch.manual_seed(params.seed)
@@ -120,18 +162,32 @@ class TransformersBackend:
                 **inputs, max_new_tokens=params.max_new_tokens, do_sample=sampling,
                 temperature=params.temperature if sampling else None, top_p=params.top_p if sampling else None,
                 top_k=None, repetition_penalty=params.repetition_penalty,
+                no_repeat_ngram_size=params.no_repeat_ngram_size or None,
                 pad_token_id=self.tokenizer.pad_token_id,
             )
         new_tokens = output[:, inputs["input_ids"].shape[1]:]
         prompt_lengths = inputs["attention_mask"].sum(1).tolist()
         results = []
-        eos = set(_as_list(self.model.generation_config.eos_token_id)) | {self.tokenizer.eos_token_id}
         for row, prompt_length in zip(new_tokens.tolist(), prompt_lengths, strict=True):
-            ended = [i for i, token in enumerate(row) if token in eos]
+            ended = [i for i, token in enumerate(row) if token in self.eos]
             produced = row[: ended[0]] if ended else row
             text = self.tokenizer.decode(produced, skip_special_tokens=True).strip()
             results.append(Result(text, int(prompt_length), len(produced), "stop" if ended else "length"))
         return results
+
+
+_worker_generator: _BatchGenerator | None = None
+
+
+def _load_worker_generator(model_dir: str, dtype: str, threads: int) -> None:
+    global _worker_generator
+    torch.set_num_threads(threads)
+    _worker_generator = _BatchGenerator(model_dir, dtype)
+
+
+def _generate_in_worker(prompts: list[str], params: GenerationParams) -> list[Result]:
+    assert _worker_generator is not None, "worker generator not loaded"
+    return _worker_generator.generate(prompts, params)
 
 
 class OpenAIBackend:
@@ -146,6 +202,7 @@ class OpenAIBackend:
         self.model = model
         self.concurrency = concurrency
         # repetition_penalty is not part of the OpenAI API: vLLM accepts it, strict servers reject it.
+        # no_repeat_ngram_size has no server equivalent and is never sent.
         self.send_repetition_penalty = send_repetition_penalty
         self.client = OpenAI(base_url=base_url, api_key=api_key, timeout=timeout, max_retries=max_retries)
         self._interval = 1.0 / requests_per_second if requests_per_second else 0.0

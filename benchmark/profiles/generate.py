@@ -4,13 +4,14 @@ Each conversation's cache key hashes the backend id (model and weights), the ren
 (template text and history) and the generation parameters, so a rerun costs nothing and a changed
 prompt regenerates only what changed. Empty or failed generations are retried (with sampling, since a
 greedy retry would repeat itself), then recorded as failed with the reason; such users simply have no
-profile.
+profile. A generation cut off by `max_new_tokens` keeps its complete sentences only.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import re
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
@@ -59,7 +60,7 @@ class Profiles:
 
 
 def generate_profiles(split: Split, backend: Backend, store: Store, *, prompts: PromptConfig = PromptConfig(),
-                      params: GenerationParams = GenerationParams(), block: int = 64, retries: int = 2,
+                      params: GenerationParams = GenerationParams(), block: int = 128, retries: int = 2,
                       users: Sequence[int] | None = None, progress: bool = True, generate: bool = True
                       ) -> tuple[Profiles, GenerationSummary]:
     """Profiles for every user with a training-period history (or the given dense `users`).
@@ -106,6 +107,7 @@ def _run(conversations: list[Conversation], backend: Backend, store: Store, para
     keys = [profile_key(backend.id, c, params) for c in conversations]
     stored = store.profiles(keys)
     todo = [i for i, key in enumerate(keys) if key not in stored or stored[key].status != "ok"]
+    todo.sort(key=lambda i: sum(len(m["content"]) for m in conversations[i]))  # similar lengths share batches
     summary.cached += len(conversations) - len(todo)
     if not generate:
         return [(True, stored[k].text) if k in stored and stored[k].status == "ok"
@@ -118,9 +120,10 @@ def _run(conversations: list[Conversation], backend: Backend, store: Store, para
         seconds = (time.perf_counter() - block_started) / max(len(index), 1)
         rows = []
         for i, result in zip(index, results, strict=True):
-            ok = result.error is None and bool(result.text)
+            text = complete_sentences(result.text) if result.finish_reason == "length" and result.text else result.text
+            ok = result.error is None and bool(text)
             reason = None if ok else (result.error or "empty generation")
-            rows.append(StoredProfile(keys[i], "ok" if ok else "failed", result.text if ok else None, reason,
+            rows.append(StoredProfile(keys[i], "ok" if ok else "failed", text if ok else None, reason,
                                       result.prompt_tokens, result.completion_tokens, seconds, backend.id))
             summary.generated += ok
             summary.failed += not ok
@@ -135,6 +138,15 @@ def _run(conversations: list[Conversation], backend: Backend, store: Store, para
     bar.close()
     return [(stored[k].status == "ok", stored[k].text if stored[k].status == "ok" else stored[k].reason)
             for k in keys]
+
+
+_SENTENCE_END = re.compile(r"[.!?](?=\s|$)|\n")
+
+
+def complete_sentences(text: str) -> str:
+    """`text` up to its last sentence end or line break (all of it when it has none)."""
+    ends = [match.end() for match in _SENTENCE_END.finditer(text)]
+    return text[: ends[-1]].strip() if ends else text
 
 
 def _generate_with_retries(conversations: list[Conversation], backend: Backend, params: GenerationParams,

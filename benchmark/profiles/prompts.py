@@ -46,7 +46,7 @@ class PromptConfig:
 
     style: Literal["short", "long"] = "short"
     history: HistoryScope = "fit"
-    max_items: int = 50
+    max_items: int = 15
     chunk_size: int | None = None
     templates: str = str(TEMPLATES_FILE)
 
