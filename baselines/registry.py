@@ -26,7 +26,7 @@ from benchmark.profiles.encode import encode_cached
 from benchmark.profiles.prompts import catalog_texts
 from benchmark.split import Split
 from benchmark.targets import TargetKind, build_targets
-from benchmark.train import TrainConfig
+from benchmark.train import Callback, TrainConfig
 
 
 class Recommender(Protocol):
@@ -46,6 +46,7 @@ class FitContext:
     checkpoint: Path | None = None
     progress: bool = True
     cache_dir: Path | None = None
+    callbacks: tuple[Callback, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -62,10 +63,19 @@ FitFunction = Callable[[Split, dict[str, Any], FitContext], Fitted]
 @dataclass(frozen=True)
 class ModelSpec:
     """A registered model. `resolve` validates params and fills in every default: the resolved params
-    enter run keys, so changing a default changes the key. `fit` trains on a split."""
+    enter run keys, so changing a default changes the key. `fit` trains on a split. `uses_llm_profiles`:
+    the fit needs every user's LLM profile (generated through the profile cache)."""
 
     fit: FitFunction
     resolve: Callable[[dict[str, Any]], dict[str, Any]]
+    uses_llm_profiles: bool = False
+
+    def profile_settings(self, params: dict[str, Any]) -> ProfileSettings | None:
+        """The profile generator/encoder settings within `params` (None for models without profiles)."""
+        if not self.uses_llm_profiles:
+            return None
+        resolved = self.resolve(params)
+        return ProfileSettings(**{f.name: resolved[f.name] for f in fields(ProfileSettings)})
 
 
 def split_params(params: dict[str, Any], *config_classes: type) -> list[dict[str, Any]]:
@@ -130,12 +140,13 @@ def _neural(model_class: type, config_class: type, *, target: TargetKind | None 
                 apply_llmemb(model, vectors, extra[0], context.seed)
                 info = {"item_text_encoder": resources.encoder.id}
         result = fit_backbone(model, split, replace(training, seed=context.seed), evaluation=context.evaluation,
-                              objective=objective, checkpoint=context.checkpoint, progress=context.progress)
+                              objective=objective, checkpoint=context.checkpoint, progress=context.progress,
+                              callbacks=context.callbacks)
         return Fitted(model, info | {"best_epoch": result.best_epoch, "epochs_run": result.epochs_run,
                                      "best_val": result.best_metric, "train_seconds": result.seconds,
                                      "resumed_from": result.resumed_from, "history": result.history})
 
-    return ModelSpec(fit, resolve)
+    return ModelSpec(fit, resolve, uses_llm_profiles=target in ("llm", "shuffled"))
 
 
 def _variants(name: str, model_class: type, config_class: type) -> dict[str, ModelSpec]:

@@ -1,7 +1,15 @@
-"""`python -m benchmark.run --suite NAME`: run every (dataset, split, model, seed) of a suite.
+"""`python -m benchmark.run --suite NAME`: run a whole suite, resumably.
 
-Finished runs are recorded under the output folder by a hash of their resolved configuration and
-skipped on rerun, so an interrupted suite resumes where it stopped.
+For every dataset and split of the suite, in three phases:
+1. profiles: every LLM profile a distilling model needs is generated through the profile cache and
+   embedded (a rerun generates nothing);
+2. tuning: one Optuna study per model entry with a `search` space is filled up to the suite's trial
+   budget (`python -m benchmark.tune` workers may fill it too, on other machines);
+3. final runs: every (model, seed) is trained with its fixed + tuned parameters and evaluated on test.
+
+A final run is recorded under the output folder by a hash of its resolved configuration (+ data
+checksum, profile identity, code version) and skipped on rerun; runs and trials are logged to MLflow
+once. Killing the process at any point and rerunning completes the suite without duplicates.
 """
 
 from __future__ import annotations
@@ -10,22 +18,41 @@ import argparse
 import json
 import sys
 import time
-from dataclasses import asdict
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Any
 
+import optuna
 import pandas as pd
+from optuna.trial import TrialState
 from tqdm.auto import tqdm
 
-from baselines.registry import FitContext, get_model
+from baselines.registry import MODELS, FitContext, get_model
 from benchmark import paths
-from benchmark.data.dataset import load_dataset
+from benchmark.data.dataset import Interactions, load_dataset
 from benchmark.data.errors import DataError
 from benchmark.metrics import evaluate
+from benchmark.profile_settings import ProfileResources
 from benchmark.runs import RunSpec, result_path, write_json_atomically
-from benchmark.split import Split
-from benchmark.suite import Suite, load_suite
+from benchmark.split import Split, SplitConfig
+from benchmark.suite import DatasetEntry, ModelEntry, Suite, load_suite
+from benchmark.targets import llm_profile_targets
+from benchmark.tracking import Tracker, default_tracking_uri
+from benchmark.tuning import (
+    PruningCallback,
+    best_params,
+    default_storage,
+    finished_trials,
+    load_study,
+    open_study,
+    run_trials,
+    study_name,
+    suggest,
+)
 
 SUMMARY_METRICS = ("ndcg@10", "hr@10", "mrr@10", "coverage@10")
+optuna.logging.set_verbosity(optuna.logging.WARNING)
 
 
 def parse_only(text: str | None) -> dict[str, set[str]]:
@@ -39,54 +66,281 @@ def parse_only(text: str | None) -> dict[str, set[str]]:
     return selected
 
 
-def run_suite(suite: Suite, *, data_dir: str | None, cache_dir: str | None, output: Path,
-              only: dict[str, set[str]], dry_run: bool = False) -> pd.DataFrame:
-    """Run (or with `dry_run`, list) every selected run of `suite`; return one summary row per run."""
-    rows = []
-    datasets = [d for d in suite.datasets if "dataset" not in only or d.label in only["dataset"]]
-    models = [m for m in suite.models if "model" not in only or {m.name, m.display} & only["model"]]
-    total = sum(m.applies_to(d.label) for d in datasets for m in models) * len(suite.splits) * len(suite.seeds)
-    progress = tqdm(total=total, desc=f"suite {suite.name}", unit="run", disable=dry_run)
-    for entry in datasets:
-        log = load_dataset(entry.source, data_dir=data_dir, cache_dir=cache_dir, preprocessing=entry.preprocessing)
-        for split_config in suite.splits:
-            split = split_config.apply(log)
-            for model in (m for m in models if m.applies_to(entry.label)):
-                for seed in suite.seeds:
-                    spec = RunSpec(suite.name, entry.label, log.fingerprint, split_config.as_dict(),
-                                   asdict(suite.evaluation), model.name, model.display, model.resolved_params, seed)
-                    path = result_path(output, spec)
-                    if dry_run:
-                        rows.append(_plan_row(spec, path))
-                        continue
-                    progress.set_postfix_str(f"{entry.label} {split_config.target} {model.display} seed {seed}")
-                    record = _load_record(path) if path.is_file() else _execute(spec, split, suite, path, cache_dir)
+@dataclass(frozen=True)
+class RunOptions:
+    """Where data, caches, records, studies and tracking live, and what to run."""
+
+    data_dir: str | None = None
+    cache_dir: str | None = None
+    output: Path | None = None
+    only: dict[str, set[str]] = field(default_factory=dict)
+    tracking_uri: str | None = None
+    storage: str | None = None
+    worker: int = 0
+    progress: bool = True
+
+
+@dataclass(frozen=True)
+class Stage:
+    """One dataset under one split."""
+
+    dataset: DatasetEntry
+    log: Interactions
+    config: SplitConfig
+    split: Split
+
+
+class SuiteRunner:
+    """Runs the phases of one suite; see the module docstring."""
+
+    def __init__(self, suite: Suite, options: RunOptions):
+        self.suite, self.options = suite, options
+        self.output = options.output or paths.cache_dir(options.cache_dir) / "runs" / suite.name
+        self.storage = options.storage or default_storage(options.cache_dir)
+        self._tracker: Tracker | None = None
+        self.bar: tqdm | None = None
+        self.records: list[tuple[dict, pd.DataFrame]] = []  # final runs of the last `run`, with per-user metrics
+
+    @property
+    def tracker(self) -> Tracker:
+        """The MLflow tracker (opened on first use)."""
+        if self._tracker is None:
+            uri = self.options.tracking_uri or default_tracking_uri(self.options.cache_dir)
+            self._tracker = Tracker(uri, self.suite.name)
+        return self._tracker
+
+    # -- what to run ---------------------------------------------------------------------------------
+
+    def datasets(self) -> list[DatasetEntry]:
+        """The selected datasets."""
+        wanted = self.options.only.get("dataset")
+        return [d for d in self.suite.datasets if wanted is None or d.label in wanted]
+
+    def finals(self, dataset: str) -> list[ModelEntry]:
+        """Entries whose final runs are selected on `dataset`."""
+        wanted = self.options.only.get("model")
+        return [m for m in self.suite.models if m.applies_to(dataset)
+                and (wanted is None or {m.name, m.display} & wanted)]
+
+    def tuned(self, dataset: str) -> list[ModelEntry]:
+        """Entries that need a study on `dataset`: selected tuned entries and tuned entries they start
+        from, in suite order (a source is tuned before the entries that build on it)."""
+        needed: set[str] = set()
+        for entry in self.finals(dataset):
+            while True:
+                needed.add(entry.display)
+                if entry.params_from is None:
+                    break
+                entry = self.suite.model(entry.params_from)
+        return [m for m in self.suite.models if m.display in needed and m.search]
+
+    def stages(self) -> Iterator[Stage]:
+        """Each selected dataset under each split (loaded lazily, one at a time)."""
+        for entry in self.datasets():
+            log = load_dataset(entry.source, data_dir=self.options.data_dir, cache_dir=self.options.cache_dir,
+                               preprocessing=entry.preprocessing)
+            for config in self.suite.splits:
+                yield Stage(entry, log, config, config.apply(log))
+
+    # -- phases --------------------------------------------------------------------------------------
+
+    def ensure_profiles(self, stage: Stage) -> None:
+        """Generate and embed the LLM profiles that this stage's distilling models need."""
+        settings = {MODELS[m.name].profile_settings(self.final_params(stage, m, tuned_only=False)[0])
+                    for m in self.finals(stage.dataset.label)} - {None}
+        for profile_settings in settings:
+            resources = ProfileResources(profile_settings, self._cache_path)
+            llm_profile_targets(stage.split, resources, progress=self.options.progress)
+            resources.store.close()
+
+    def tune(self, stage: Stage, entry: ModelEntry) -> None:
+        """Fill the entry's study up to the budget."""
+        name = study_name(self.suite.name, stage.dataset.label, stage.config, entry.display)
+        study = open_study(name, self.storage, self.suite.tuning, self.options.worker)
+        base, _ = self.base_params(stage, entry)
+        tags = self._tags(stage, entry.name)
+
+        def objective(trial: optuna.Trial) -> float:
+            pruning = PruningCallback(trial)
+            trial.set_user_attr("worker", self.options.worker)
+            params = base | suggest(trial, entry.search)
+            self._status(f"tune {entry.display} trial {trial.number}")
+            context = FitContext(seed=self.suite.tuning.seed, evaluation=self.suite.evaluation,
+                                 progress=self.options.progress, cache_dir=self._cache_path, callbacks=(pruning,))
+            return float(get_model(entry.name).fit(stage.split, params, context).info["best_val"])
+
+        def logged(_: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
+            self.tracker.log_trial(name, trial, tags)
+            if self.bar is not None and not trial.user_attrs.get("over_budget"):
+                self.bar.update()
+
+        for trial in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.PRUNED)):
+            if trial.user_attrs.get("worker") == self.options.worker:  # finished before a kill, maybe unlogged
+                self.tracker.log_trial(name, trial, tags)
+        run_trials(study, objective, self.suite.tuning.trials, callbacks=[logged])
+
+    def base_params(self, stage: Stage, entry: ModelEntry, *, tuned_only: bool = True
+                    ) -> tuple[dict[str, Any], dict[str, Any] | None]:
+        """The entry's parameters before its own tuning: its `params_from` source's final parameters
+        that it accepts, then its own fixed ones; with the tuning record they inherit."""
+        params: dict[str, Any] = {}
+        tuning = None
+        if entry.params_from is not None:
+            params, tuning = self.final_params(stage, self.suite.model(entry.params_from), tuned_only=tuned_only)
+            accepted = MODELS[entry.name].resolve(entry.params)
+            params = {k: v for k, v in params.items() if k in accepted}
+        return params | entry.params, tuning
+
+    def final_params(self, stage: Stage, entry: ModelEntry, *, tuned_only: bool = True
+                     ) -> tuple[dict[str, Any], dict[str, Any] | None]:
+        """The entry's final parameters (base, then its best trial's) and the study they come from.
+
+        Before tuning has finished, `tuned_only=False` returns the parameters known so far instead
+        of raising.
+        """
+        params, tuning = self.base_params(stage, entry, tuned_only=tuned_only)
+        if not entry.search:
+            return params, tuning
+        name = study_name(self.suite.name, stage.dataset.label, stage.config, entry.display)
+        try:
+            study = load_study(name, self.storage)
+            tuned, best = best_params(study)
+        except (KeyError, ValueError):
+            if tuned_only:
+                raise ValueError(f"study {name} has no complete trial yet: run its tuning first") from None
+            return params, tuning
+        return params | tuned, {"study": name, "best_trial": best.number, "best_value": best.value,
+                                "trials": finished_trials(study)}
+
+    def run_spec(self, stage: Stage, entry: ModelEntry, params: dict[str, Any], seed: int) -> RunSpec:
+        """The run's full identity."""
+        spec = MODELS[entry.name]
+        settings = spec.profile_settings(params)
+        profiles = None
+        if settings is not None:
+            resources = ProfileResources(settings, self._cache_path)
+            profiles = f"{resources.backend_id}|{settings.encoder}"
+            resources.store.close()
+        return RunSpec(self.suite.name, stage.dataset.label, stage.log.fingerprint, stage.config.as_dict(),
+                       asdict(self.suite.evaluation), entry.name, entry.display, spec.resolve(params), seed, profiles)
+
+    def execute(self, stage: Stage, spec: RunSpec, tuning: dict[str, Any] | None) -> dict:
+        """Fit, evaluate on test, and record one final run (the record file is written last)."""
+        path = result_path(self.output, spec)
+        started = time.perf_counter()
+        context = FitContext(seed=spec.seed, evaluation=self.suite.evaluation, checkpoint=path.with_suffix(".ckpt"),
+                             progress=self.options.progress, cache_dir=self._cache_path)
+        fitted = get_model(spec.model).fit(stage.split, dict(spec.params), context)
+        fit_seconds = time.perf_counter() - started
+        result = evaluate(fitted.model, stage.log, stage.split.test, max_len=fitted.model.max_len,
+                          config=self.suite.evaluation)
+        per_user_path = path.with_suffix(".per_user.csv.gz")
+        per_user_path.parent.mkdir(parents=True, exist_ok=True)
+        result.per_user.to_csv(per_user_path)
+        record = {"key": spec.key, "config": spec.as_dict(), "split_report": stage.split.report(),
+                  "test": result.means, "fit": fitted.info, "fit_seconds": fit_seconds, "tuning": tuning,
+                  "eval_seconds": time.perf_counter() - started - fit_seconds, "per_user": per_user_path.name}
+        write_json_atomically(path, record)  # its presence marks the run as done
+        context.checkpoint.unlink(missing_ok=True)
+        return record
+
+    # -- whole suite ---------------------------------------------------------------------------------
+
+    def run(self) -> pd.DataFrame:
+        """All phases for every selected dataset and split; one summary row per final run."""
+        rows = []
+        seeds = self.suite.seeds
+        total = sum(len(self.finals(d.label)) * len(seeds) + len(self.tuned(d.label)) * self.suite.tuning.trials
+                    for d in self.datasets()) * len(self.suite.splits)
+        self.bar = tqdm(total=total, desc=f"suite {self.suite.name}", unit="run", disable=not self.options.progress)
+        for stage in self.stages():
+            self._status(f"{stage.dataset.label}: profiles")
+            self.ensure_profiles(stage)
+            for entry in self.tuned(stage.dataset.label):
+                study = study_name(self.suite.name, stage.dataset.label, stage.config, entry.display)
+                self.bar.update(min(self._finished(study), self.suite.tuning.trials))
+                self.tune(stage, entry)
+            for entry in self.finals(stage.dataset.label):
+                params, tuning = self.final_params(stage, entry)
+                for seed in seeds:
+                    spec = self.run_spec(stage, entry, params, seed)
+                    path = result_path(self.output, spec)
+                    self._status(f"{stage.dataset.label} {entry.display} seed {seed}")
+                    if path.is_file():
+                        record = json.loads(path.read_text()) | {"cached": True}
+                    else:
+                        record = self.execute(stage, spec, tuning)
+                    per_user = pd.read_csv(path.parent / record["per_user"], index_col=0)
+                    self.tracker.log_final(record, per_user, self._tags(stage, entry.name, spec.profiles))
+                    self.records.append((record, per_user))
                     rows.append(_summary_row(record))
-                    progress.update()
-    progress.close()
-    return pd.DataFrame(rows)
+                    self.bar.update()
+        self.bar.close()
+        return pd.DataFrame(rows)
 
+    def tune_all(self) -> pd.DataFrame:
+        """Only the tuning phase (what a `benchmark.tune` worker does); one row per study."""
+        rows = []
+        for stage in self.stages():
+            tuned = self.tuned(stage.dataset.label)
+            if tuned:
+                self.ensure_profiles(stage)
+            for entry in tuned:
+                self.tune(stage, entry)
+                name = study_name(self.suite.name, stage.dataset.label, stage.config, entry.display)
+                study = load_study(name, self.storage)
+                params, best = best_params(study)
+                rows.append({"study": name, "trials": finished_trials(study), "best_trial": best.number,
+                             "best_val_ndcg@10": best.value, "best_params": params})
+        return pd.DataFrame(rows)
 
-def _execute(spec: RunSpec, split: Split, suite: Suite, path: Path, cache_dir: str | None) -> dict:
-    started = time.perf_counter()
-    context = FitContext(seed=spec.seed, evaluation=suite.evaluation, checkpoint=path.with_suffix(".ckpt"),
-                         cache_dir=Path(cache_dir) if cache_dir else None)
-    fitted = get_model(spec.model).fit(split, dict(spec.params), context)
-    fit_seconds = time.perf_counter() - started
-    result = evaluate(fitted.model, split.log, split.test, max_len=fitted.model.max_len, config=suite.evaluation)
-    per_user_path = path.with_suffix(".per_user.csv.gz")
-    per_user_path.parent.mkdir(parents=True, exist_ok=True)
-    result.per_user.to_csv(per_user_path)
-    record = {"key": spec.key, "config": spec.as_dict(), "split_report": split.report(),
-              "test": result.means, "fit": fitted.info, "fit_seconds": fit_seconds,
-              "eval_seconds": time.perf_counter() - started - fit_seconds, "per_user": per_user_path.name}
-    write_json_atomically(path, record)  # last: its presence marks the run as done
-    context.checkpoint.unlink(missing_ok=True)
-    return record
+    def plan(self) -> pd.DataFrame:
+        """What a run would do and what is already done, without running anything."""
+        rows = []
+        for stage in self.stages():
+            for entry in self.tuned(stage.dataset.label):
+                study = study_name(self.suite.name, stage.dataset.label, stage.config, entry.display)
+                done = self._finished(study)
+                rows.append({"dataset": stage.dataset.label, "target": stage.config.target, "model": entry.display,
+                             "seed": "-", "what": f"tuning {study}",
+                             "status": f"{done}/{self.suite.tuning.trials} trials"})
+            for entry in self.finals(stage.dataset.label):
+                try:
+                    params, _ = self.final_params(stage, entry)
+                except ValueError:
+                    params = None
+                for seed in self.suite.seeds:
+                    if params is None:
+                        status, what = "after tuning", "final run"
+                    else:
+                        spec = self.run_spec(stage, entry, params, seed)
+                        status = "done" if result_path(self.output, spec).is_file() else "to do"
+                        what = f"final run {spec.key}"
+                    rows.append({"dataset": stage.dataset.label, "target": stage.config.target,
+                                 "model": entry.display, "seed": seed, "what": what, "status": status})
+        return pd.DataFrame(rows)
 
+    # -- helpers -------------------------------------------------------------------------------------
 
-def _load_record(path: Path) -> dict:
-    return json.loads(path.read_text()) | {"cached": True}
+    @property
+    def _cache_path(self) -> Path | None:
+        return Path(self.options.cache_dir) if self.options.cache_dir else None
+
+    def _finished(self, study: str) -> int:
+        try:
+            return finished_trials(load_study(study, self.storage))
+        except KeyError:
+            return 0
+
+    def _status(self, text: str) -> None:
+        if self.bar is not None:
+            self.bar.set_postfix_str(text)
+
+    def _tags(self, stage: Stage, model: str, profiles: str | None = None) -> dict[str, str]:
+        return {"suite": self.suite.name, "dataset": stage.dataset.label, "model": model,
+                "data_fingerprint": stage.log.fingerprint,
+                "split": f"q{stage.config.quantile}/{stage.config.target}/{stage.config.validation}",
+                **({"profiles": profiles} if profiles else {})}
 
 
 def _summary_row(record: dict) -> dict:
@@ -98,35 +352,52 @@ def _summary_row(record: dict) -> dict:
             "cached": record.get("cached", False)}
 
 
-def _plan_row(spec: RunSpec, path: Path) -> dict:
-    return {"dataset": spec.dataset, "target": spec.split["target"], "model": spec.label, "seed": spec.seed,
-            "key": spec.key, "status": "done" if path.is_file() else "to do"}
+def add_common_arguments(parser: argparse.ArgumentParser) -> None:
+    """Options shared by benchmark.run, benchmark.tune and benchmark.ablate."""
+    parser.add_argument("--data-dir", help="local dataset mirror (default: $SEQREC_KD_DATA_DIR; else download)")
+    parser.add_argument("--cache-dir", help="cache folder (default: $SEQREC_KD_CACHE_DIR or ~/.cache/seqrec-kd-bench)")
+    parser.add_argument("--output", help="where run records go (default: <cache-dir>/runs/<suite>)")
+    parser.add_argument("--only", help="restrict runs, e.g. dataset=ml-100k,model=sasrec-kd")
+    parser.add_argument("--tracking-uri", help="MLflow tracking URI (default: sqlite:///<cache-dir>/mlflow/mlflow.db)")
+    parser.add_argument("--storage", help="Optuna storage URL, e.g. postgresql://user:pw@host/db "
+                                          "(default: sqlite:///<cache-dir>/optuna/studies.db)")
+
+
+def options_from(args: argparse.Namespace, **extra: Any) -> RunOptions:
+    """RunOptions from parsed common arguments."""
+    return RunOptions(data_dir=args.data_dir, cache_dir=args.cache_dir,
+                      output=Path(args.output) if args.output else None, only=parse_only(args.only),
+                      tracking_uri=args.tracking_uri, storage=args.storage, **extra)
+
+
+def print_table(table: pd.DataFrame) -> None:
+    """Print a result table readably."""
+    with pd.option_context("display.width", 220, "display.max_columns", 20, "display.max_colwidth", 80,
+                           "display.float_format", "{:.4f}".format):
+        print(table.to_string(index=False))
 
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point; returns the process exit code."""
-    parser = argparse.ArgumentParser(prog="python -m benchmark.run", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m benchmark.run", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--suite", default="smoke", help="suite name (benchmark/suites/NAME.yaml) or YAML path")
-    parser.add_argument("--data-dir", help="local dataset mirror (default: $SEQREC_KD_DATA_DIR; else download)")
-    parser.add_argument("--cache-dir", help="cache folder (default: $SEQREC_KD_CACHE_DIR or ~/.cache/seqrec-kd-bench)")
-    parser.add_argument("--output", help="where run records go (default: <cache-dir>/runs/<suite>)")
-    parser.add_argument("--only", help="restrict runs, e.g. dataset=ml-100k,model=mostpop")
+    add_common_arguments(parser)
     parser.add_argument("--dry-run", action="store_true", help="print the plan and what is already done")
     args = parser.parse_args(argv)
     try:
-        suite = load_suite(args.suite)
-        output = Path(args.output) if args.output else paths.cache_dir(args.cache_dir) / "runs" / suite.name
-        table = run_suite(suite, data_dir=args.data_dir, cache_dir=args.cache_dir, output=output,
-                          only=parse_only(args.only), dry_run=args.dry_run)
+        runner = SuiteRunner(load_suite(args.suite), options_from(args, progress=not args.dry_run))
+        table = runner.plan() if args.dry_run else runner.run()
     except (DataError, ValueError, KeyError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
-    with pd.option_context("display.width", 200, "display.max_columns", 20, "display.float_format", "{:.4f}".format):
-        print(table.to_string(index=False))
-    if not args.dry_run:
-        print(f"\n{len(table)} runs ({int(table['cached'].sum())} from earlier sessions); records in {output}")
+    print_table(table)
+    if args.dry_run:
+        finals = table[table["what"].str.startswith("final")]
+        print(f"\n{len(finals)} final runs planned, {int((finals['status'] == 'done').sum())} already done; "
+              f"{int((table['what'].str.startswith('tuning')).sum())} studies")
     else:
-        print(f"\n{len(table)} runs planned, {int((table['status'] == 'done').sum())} already done")
+        print(f"\n{len(table)} runs ({int(table['cached'].sum())} from earlier sessions); records in {runner.output}")
     return 0
 
 

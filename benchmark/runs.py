@@ -25,16 +25,19 @@ class RunSpec:
     label: str
     params: dict[str, Any]
     seed: int
+    profiles: str | None = None  # identity of the profile generator + encoder, for models that distil
 
     def as_dict(self) -> dict[str, Any]:
         """Plain-data form, including the code version that enters the key."""
-        return {"suite": self.suite, "dataset": self.dataset, "data_fingerprint": self.data_fingerprint,
-                "split": self.split, "evaluation": self.evaluation, "model": self.model,
-                "label": self.label, "params": self.params, "seed": self.seed, "code_version": benchmark.__version__}
+        plain = {"suite": self.suite, "dataset": self.dataset, "data_fingerprint": self.data_fingerprint,
+                 "split": self.split, "evaluation": self.evaluation, "model": self.model,
+                 "label": self.label, "params": self.params, "seed": self.seed, "code_version": benchmark.__version__}
+        return plain | ({"profiles": self.profiles} if self.profiles else {})
 
     @property
     def key(self) -> str:
-        """Stable hash of the resolved configuration + data fingerprint + code version (not the label)."""
+        """Stable hash of the resolved configuration + data fingerprint + profile identity + code version
+        (not the label)."""
         identity = {k: v for k, v in self.as_dict().items() if k != "label"}
         canonical = json.dumps(identity, sort_keys=True, default=str)
         return hashlib.sha256(canonical.encode()).hexdigest()[:16]

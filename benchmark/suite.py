@@ -1,9 +1,10 @@
-"""Suite files: datasets x splits x models x seeds, as validated plain data (YAML)."""
+"""Suite files: datasets x splits x models x seeds (+ search spaces and a tuning budget), as validated
+plain data (YAML)."""
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -45,13 +46,67 @@ class DatasetEntry(_Strict):
         return str(self.config.get("name")) if self.config is not None else str(self.name)
 
 
+class ParamRange(_Strict):
+    """One hyperparameter's search space: `choices`, or a `low`..`high` range (integers when both
+    bounds are integers; `log` for a log scale, `step` for a grid)."""
+
+    low: float | None = None
+    high: float | None = None
+    log: bool = False
+    step: float | None = None
+    choices: list[Any] | None = None
+
+    @model_validator(mode="after")
+    def _one_kind(self) -> ParamRange:
+        if self.choices is not None:
+            if self.low is not None or self.high is not None or not self.choices:
+                raise ValueError("give either a non-empty 'choices' list or 'low' and 'high'")
+        elif self.low is None or self.high is None or not self.low < self.high:
+            raise ValueError("a range needs 'low' < 'high'")
+        elif self.log and self.low <= 0:
+            raise ValueError("a log range needs 'low' > 0")
+        return self
+
+    @property
+    def is_int(self) -> bool:
+        """Whether the range is over integers."""
+        return self.choices is None and float(self.low).is_integer() and float(self.high).is_integer() \
+            and (self.step is None or float(self.step).is_integer()) and not self.log
+
+    @property
+    def examples(self) -> list[Any]:
+        """Values at the edges of the space (used to validate that the model accepts them)."""
+        if self.choices is not None:
+            return list(self.choices)
+        return [int(self.low), int(self.high)] if self.is_int else [self.low, self.high]
+
+
+class TuningConfig(_Strict):
+    """The tuning budget: Optuna trials per study, TPE seed, pruner on per-epoch validation NDCG@10.
+    Trials train with `seed` (the suite's seeds are for the final runs)."""
+
+    trials: int = Field(20, ge=1)
+    seed: int = 0
+    pruner: Literal["median", "hyperband", "none"] = "median"
+    startup_trials: int = Field(4, ge=0)
+    warmup_epochs: int = Field(5, ge=0)
+
+
 class ModelEntry(_Strict):
-    """A registered model, its fixed parameters, an optional display label and dataset restriction."""
+    """A registered model, its fixed parameters, an optional display label and dataset restriction.
+
+    `search` declares the parameters Optuna tunes (one study per dataset and split); `params_from`
+    names an earlier entry whose final (fixed + tuned) parameters this one starts from, keeping those
+    it accepts: a control gets the method's settings, a distilled model its backbone's. An entry's own
+    `params` and tuned values go on top.
+    """
 
     name: str
     label: str | None = None
     params: dict[str, Any] = {}
     datasets: list[str] | None = None
+    search: dict[str, ParamRange] = {}
+    params_from: str | None = None
 
     @property
     def display(self) -> str:
@@ -72,6 +127,15 @@ class ModelEntry(_Strict):
     @model_validator(mode="after")
     def _valid_params(self) -> ModelEntry:
         MODELS[self.name].resolve(self.params)  # raises ValueError naming the bad parameter
+        for key, space in self.search.items():
+            for value in space.examples:
+                try:
+                    MODELS[self.name].resolve(self.params | {key: value})
+                except (ValueError, TypeError) as error:
+                    raise ValueError(f"search.{key}: {value!r} is not accepted by {self.name} ({error})") from None
+        both = sorted(set(self.search) & set(self.params))
+        if both:
+            raise ValueError(f"search: {both} are also fixed in params; keep each parameter in one place")
         return self
 
     @property
@@ -90,6 +154,7 @@ class Suite(_Strict):
     evaluation: EvaluationConfig = EvaluationConfig()
     models: list[ModelEntry] = Field(min_length=1)
     seeds: list[int] = Field([0], min_length=1)
+    tuning: TuningConfig = TuningConfig()
 
     @model_validator(mode="after")
     def _consistent(self) -> Suite:
@@ -102,7 +167,15 @@ class Suite(_Strict):
             unknown = sorted(set(model.datasets or ()) - known)
             if unknown:
                 raise ValueError(f"models.{index}.datasets: {unknown} not among the suite's datasets {sorted(known)}")
+            earlier = labels[:index]
+            if model.params_from is not None and model.params_from not in earlier:
+                raise ValueError(f"models.{index}.params_from: {model.params_from!r} is not an earlier model "
+                                 f"entry of this suite (earlier: {earlier})")
         return self
+
+    def model(self, label: str) -> ModelEntry:
+        """The entry with this display label."""
+        return next(m for m in self.models if m.display == label)
 
 
 def load_suite(name_or_path: str | Path) -> Suite:

@@ -12,6 +12,10 @@ import pytest
 
 from benchmark.data.dataset import Interactions
 from benchmark.data.preprocess import dense_ids
+from benchmark.profile_settings import ProfileResources, ProfileSettings
+from benchmark.profiles.backends import Result
+from benchmark.profiles.generate import generate_profiles
+from benchmark.split import Split
 
 MIRROR = Path(__file__).resolve().parents[1].parent / "shared" / "datasets"
 
@@ -52,3 +56,23 @@ def http_server(tmp_path):
     threading.Thread(target=server.serve_forever, daemon=True).start()
     yield root, f"http://127.0.0.1:{server.server_address[1]}"
     server.shutdown()
+
+
+class CannedBackend:
+    """Answers every prompt with a short text naming the prompt's first item line (a fake LLM)."""
+
+    def __init__(self, backend_id: str):
+        self.id = backend_id
+
+    def generate(self, conversations, params):
+        return [Result("A viewer who likes " + c[-1]["content"].split("\n")[1][2:40], 50, 12, "stop")
+                for c in conversations]
+
+
+def seed_profile_cache(split: Split, cache_dir: Path, settings: ProfileSettings = ProfileSettings()) -> None:
+    """Fill `cache_dir`'s profile store with canned profiles stored under the real generator's identity,
+    so distilling models run without loading an LLM."""
+    resources = ProfileResources(settings, cache_dir)
+    generate_profiles(split, CannedBackend(resources.backend_id), resources.store,
+                      prompts=resources.settings.prompts, params=resources.settings.generation, progress=False)
+    resources.store.close()

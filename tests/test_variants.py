@@ -12,23 +12,12 @@ from baselines.sasrec import SASRec, SASRecConfig
 from benchmark.data.dataset import load_dataset
 from benchmark.metrics import evaluate
 from benchmark.profile_settings import ProfileResources, ProfileSettings
-from benchmark.profiles.backends import Result
-from benchmark.profiles.generate import generate_profiles
+from benchmark.profiles.prompts import PromptConfig
 from benchmark.split import SplitConfig
 from benchmark.targets import build_targets, random_targets, shuffled, side_info_texts
+from tests.conftest import seed_profile_cache
 
 TINY = {"dim": 16, "blocks": 2, "heads": 1, "max_len": 20, "max_epochs": 2, "distil_epochs": 1, "layer": 1}
-
-
-class CannedBackend:
-    """Answers every prompt with a short text naming the prompt's first item line (a fake LLM)."""
-
-    def __init__(self, backend_id: str):
-        self.id = backend_id
-
-    def generate(self, conversations, params):
-        return [Result("A viewer who likes " + c[-1]["content"].split("\n")[1][2:40], 50, 12, "stop")
-                for c in conversations]
 
 
 @pytest.fixture(scope="module")
@@ -40,9 +29,7 @@ def split(mirror):
 def cache(tmp_path_factory, split):
     """A cache directory whose profile store already holds (canned) profiles under the default generator."""
     directory = tmp_path_factory.mktemp("cache")
-    resources = ProfileResources(ProfileSettings(), directory)
-    generate_profiles(split, CannedBackend(resources.backend_id), resources.store,
-                      prompts=resources.settings.prompts, params=resources.settings.generation, progress=False)
+    seed_profile_cache(split, directory)
     return directory
 
 
@@ -52,7 +39,7 @@ def test_side_info_texts_hold_only_fit_rows(split):
     log = split.log
     for user, text in list(texts.items())[:100]:
         own = fit_rows[log.user[fit_rows] == user]
-        assert text.count("\n") + 1 == min(50, len(own))
+        assert text.count("\n") + 1 == min(PromptConfig().max_items, len(own))
         last_title = log.item_text.loc[log.item[own[-1]], "title"]
         assert text.splitlines()[-1].startswith(last_title)
     after_fit = np.setdiff1d(np.arange(len(log.item)), fit_rows)

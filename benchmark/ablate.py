@@ -1,0 +1,118 @@
+"""`python -m benchmark.ablate --control side_info [--suite quick] [--method sasrec-kd]`: the method
+against one control, with the method's tuned settings reused, and the paired comparison.
+
+Controls that swap the distillation target (same loss, same settings, different teacher):
+`side_info` (encoded non-LLM user text), `side_info_mean` (mean of item-text embeddings), `shuffled`
+(LLM profiles of other users), `random` (random vectors). Controls that change one setting of the
+method: `no_beta` (no loss balancing), `no_finetune` (distil during every epoch), `layer`,
+`aggregation`, `distance` (`--value` picks the setting; defaults below). The runs are ordinary runs
+of the suite (same records, studies and MLflow experiment), so the method's runs are reused.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from dataclasses import replace
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from analysis.compare import paired, user_means
+from baselines.registry import MODELS
+from benchmark.data.errors import DataError
+from benchmark.run import SuiteRunner, add_common_arguments, options_from, print_table
+from benchmark.suite import ModelEntry, Suite, load_suite
+
+TARGET_CONTROLS = ("side_info", "side_info_mean", "shuffled", "random")
+SETTING_CONTROLS: dict[str, tuple[str, Any]] = {  # control -> (parameter, default value)
+    "no_beta": ("use_beta", False),
+    "layer": ("layer", 1),
+    "aggregation": ("aggregation", "attention"),
+    "distance": ("distance", "cosine"),
+}
+CONTROLS = (*TARGET_CONTROLS, *SETTING_CONTROLS, "no_finetune")
+
+
+def control_entry(method: ModelEntry, control: str, value: Any = None) -> ModelEntry:
+    """The suite entry of `control` for `method` (a distilled model entry)."""
+    if not method.name.endswith("-kd"):
+        raise DataError(f"--method {method.display}: ablations apply to a distilled model (name ending in -kd)")
+    if control not in CONTROLS:
+        raise DataError(f"--control {control!r}: choose one of {', '.join(CONTROLS)}")
+    name, overrides = method.name, {}
+    if control in TARGET_CONTROLS:
+        name = f"{method.name}-{control}"
+    elif control == "no_finetune":
+        overrides = {"distil_epochs": MODELS[method.name].resolve(method.params)["max_epochs"]}
+    else:
+        parameter, default = SETTING_CONTROLS[control]
+        overrides = {parameter: default if value is None else value}
+    label = f"{method.display}-{control}" + (f"={value}" if value is not None else "")
+    return ModelEntry(name=name, label=label, params=overrides, datasets=method.datasets, params_from=method.display)
+
+
+def ablation_suite(suite: Suite, method_label: str, control: str, value: Any = None) -> Suite:
+    """The suite with the method's control added (same name: runs, studies and records are shared);
+    `--only model=` of the runner then selects the method and the control."""
+    labels = [m.display for m in suite.models]
+    if method_label not in labels:
+        raise DataError(f"--method {method_label!r} is not a model of suite {suite.name} ({labels})")
+    control = control_entry(suite.model(method_label), control, value)
+    if control.display in labels:
+        return suite
+    return Suite.model_validate(suite.model_dump() | {"models": [*suite.model_dump()["models"], control.model_dump()]})
+
+
+def comparison(records: list[tuple[dict, pd.DataFrame]], method: str, control: str, metric: str) -> pd.DataFrame:
+    """Per dataset and split target: seed mean ± std of both, and the paired per-user test (Wilcoxon)."""
+    rows = []
+    groups: dict[tuple[str, str], dict[str, dict[int, tuple[dict, pd.DataFrame]]]] = {}
+    for record, per_user in records:
+        config = record["config"]
+        group = groups.setdefault((config["dataset"], config["split"]["target"]), {})
+        group.setdefault(config["label"], {})[config["seed"]] = (record, per_user)
+    for (dataset, target), runs in groups.items():
+        if method not in runs or control not in runs:
+            continue
+        seeds = {label: np.array([r["test"][metric] for r, _ in runs[label].values()]) for label in (method, control)}
+        test = paired(user_means(runs[method], metric), user_means(runs[control], metric), method, control)
+        rows.append({"dataset": dataset, "target": target, f"{method}": f"{seeds[method].mean():.4f} ± {seeds[method].std():.4f}",
+                     f"{control}": f"{seeds[control].mean():.4f} ± {seeds[control].std():.4f}",
+                     "difference": test.mean_difference, "wilcoxon_p": test.p_value, "users": test.users,
+                     "seeds": len(seeds[method])})
+    return pd.DataFrame(rows)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point; returns the process exit code."""
+    parser = argparse.ArgumentParser(prog="python -m benchmark.ablate", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--control", required=True, help=f"one of: {', '.join(CONTROLS)}")
+    parser.add_argument("--suite", default="quick", help="suite whose datasets, splits, seeds and tuning are used")
+    parser.add_argument("--method", default="sasrec-kd", help="the distilled model entry (label) to ablate")
+    parser.add_argument("--value", help="the control's setting (layer, aggregation, distance)")
+    parser.add_argument("--metric", default="ndcg@10")
+    add_common_arguments(parser)
+    args = parser.parse_args(argv)
+    value: Any = int(args.value) if args.value is not None and args.value.lstrip("-").isdigit() else args.value
+    try:
+        suite = ablation_suite(load_suite(args.suite), args.method, args.control, value)
+        control = control_entry(suite.model(args.method), args.control, value).display
+        options = options_from(args)
+        only = options.only | {"model": {args.method, control}}
+        runner = SuiteRunner(suite, replace(options, only=only))
+        runner.run()
+    except (DataError, ValueError, KeyError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    table = comparison(runner.records, args.method, control, args.metric)
+    print(f"\n{args.metric}: {args.method} vs {control} (seed mean ± std; paired per-user Wilcoxon on seed-averaged "
+          f"metrics, uncorrected; difference = method - control)")
+    print_table(table)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

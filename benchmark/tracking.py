@@ -1,0 +1,144 @@
+"""MLflow tracking: every finished run and every Optuna trial becomes an MLflow run.
+
+One experiment per suite. A final run carries its resolved parameters, per-epoch training and
+validation metrics (step = epoch), test metrics, tags (run key, git commit, data checksum, split,
+profile generator and encoder) and artifacts (resolved config, run record, per-user test metrics as
+parquet). Trials are nested under one parent run per Optuna study. Logging is idempotent: a run whose
+key is already in the experiment is not logged again, so a resumed suite never duplicates a run.
+
+The default tracking URI is a local SQLite database with an artifact folder next to it (embedded,
+nothing to start); `--tracking-uri http://host:5000` logs to an MLflow server instead.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import tempfile
+from collections.abc import Iterable
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+from mlflow.entities import Metric, Param
+from mlflow.exceptions import MlflowException
+from mlflow.tracking import MlflowClient
+from optuna.trial import FrozenTrial
+
+from benchmark import paths
+
+BATCH = 100  # MLflow accepts at most 100 params and 1000 metrics per call
+
+
+def default_tracking_uri(cache_dir: str | Path | None = None) -> str:
+    """The embedded store: <cache>/mlflow/mlflow.db (artifacts in <cache>/mlflow/artifacts)."""
+    folder = paths.cache_dir(cache_dir) / "mlflow"
+    folder.mkdir(parents=True, exist_ok=True)
+    return f"sqlite:///{folder / 'mlflow.db'}"
+
+
+@cache
+def git_commit() -> str:
+    """The checked-out commit of this code ('unknown' outside a git work tree)."""
+    try:
+        return subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, check=True,
+                              cwd=Path(__file__).parent).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+
+
+class Tracker:
+    """Logs runs and trials of one suite into one MLflow experiment."""
+
+    def __init__(self, uri: str, suite: str):
+        self.uri = uri
+        self.client = MlflowClient(uri)
+        self.experiment_id = self._experiment(suite)
+
+    def _experiment(self, name: str) -> str:
+        existing = self.client.get_experiment_by_name(name)
+        if existing is not None:
+            return existing.experiment_id
+        artifacts = None
+        if self.uri.startswith("sqlite:///"):  # embedded store: artifacts next to the database
+            artifacts = (Path(self.uri.removeprefix("sqlite:///")).parent / "artifacts" / name).resolve().as_uri()
+        try:
+            return self.client.create_experiment(name, artifact_location=artifacts)
+        except MlflowException:  # another worker created it first
+            return self.client.get_experiment_by_name(name).experiment_id
+
+    def find(self, **tags: str) -> list:
+        """Runs of the experiment whose tags have these values."""
+        condition = " and ".join(f"tags.`{k}` = '{v}'" for k, v in tags.items())
+        return list(self.client.search_runs([self.experiment_id], filter_string=condition))
+
+    def log_final(self, record: dict[str, Any], per_user: pd.DataFrame, tags: dict[str, str]) -> str:
+        """Log a finished run (once: an existing run with the same key is returned instead)."""
+        key = record["key"]
+        existing = self.find(run_key=key, kind="final")
+        if existing:
+            return existing[0].info.run_id
+        config = record["config"]
+        run = self.client.create_run(
+            self.experiment_id, run_name=f"{config['dataset']}/{config['label']}/seed{config['seed']}",
+            tags={"run_key": key, "kind": "final", "git_commit": git_commit(), **tags})
+        run_id = run.info.run_id
+        params = {**_flatten(config["params"]), **_flatten(config["split"], "split."), "seed": config["seed"],
+                  "model": config["model"], "dataset": config["dataset"]}
+        if record.get("tuning"):
+            params |= {"tuning.study": record["tuning"]["study"], "tuning.best_trial": record["tuning"]["best_trial"]}
+        metrics = _history_metrics(record.get("fit", {}).get("history", []))
+        metrics += [Metric(metric_name(f"test_{k}"), float(v), 0, 0) for k, v in record["test"].items()]
+        metrics += [Metric(k, float(record[k]), 0, 0) for k in ("fit_seconds", "eval_seconds")]
+        self._log(run_id, params, metrics)
+        with tempfile.TemporaryDirectory() as folder:
+            (Path(folder) / "config.json").write_text(json.dumps(config, indent=2, default=str))
+            (Path(folder) / "record.json").write_text(json.dumps(record, indent=2, default=str))
+            per_user.to_parquet(Path(folder) / "per_user_test_metrics.parquet")
+            for name in ("config.json", "record.json", "per_user_test_metrics.parquet"):
+                self.client.log_artifact(run_id, str(Path(folder) / name))
+        self.client.set_terminated(run_id)
+        return run_id
+
+    def log_trial(self, study: str, trial: FrozenTrial, tags: dict[str, str]) -> None:
+        """Log a finished Optuna trial as a run nested under the study's parent run (once)."""
+        if trial.user_attrs.get("over_budget") or self.find(study=study, trial=str(trial.number)):
+            return
+        parents = self.find(study=study, kind="study")
+        if parents:
+            parent = parents[0].info.run_id
+        else:
+            parent = self.client.create_run(self.experiment_id, run_name=f"tune {study}",
+                                            tags={"kind": "study", "study": study, **tags}).info.run_id
+        run = self.client.create_run(
+            self.experiment_id, run_name=f"{study} trial {trial.number}",
+            tags={"kind": "trial", "study": study, "trial": str(trial.number), "state": trial.state.name,
+                  "mlflow.parentRunId": parent, "git_commit": git_commit(), **tags})
+        metrics = _history_metrics(trial.user_attrs.get("history", []))
+        if trial.value is not None:
+            metrics.append(Metric(metric_name("best_val_ndcg@10"), float(trial.value), 0, 0))
+        self._log(run.info.run_id, trial.params, metrics)
+        self.client.set_terminated(run.info.run_id, status="FINISHED" if trial.state.name != "FAIL" else "FAILED")
+
+    def _log(self, run_id: str, params: dict[str, Any], metrics: list[Metric]) -> None:
+        items = [Param(k, str(v)) for k, v in params.items()]
+        for start in range(0, len(items), BATCH):
+            self.client.log_batch(run_id, params=items[start:start + BATCH])
+        for start in range(0, len(metrics), 10 * BATCH):
+            self.client.log_batch(run_id, metrics=metrics[start:start + 10 * BATCH])
+
+
+def metric_name(name: str) -> str:
+    """MLflow's spelling of a metric name ('@' is not allowed): ndcg@10 -> ndcg_at_10."""
+    return name.replace("@", "_at_")
+
+
+def _flatten(values: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    return {f"{prefix}{k}": v for k, v in values.items()}
+
+
+def _history_metrics(history: Iterable[dict[str, float]]) -> list[Metric]:
+    """Per-epoch metrics with step = epoch (what the MLflow UI plots as training curves)."""
+    return [Metric(metric_name(name), float(value), 0, int(row["epoch"]))
+            for row in history for name, value in row.items() if name != "epoch"]

@@ -1,0 +1,154 @@
+"""Optuna tuning: one study per (suite, dataset, split, model entry), shared by every worker.
+
+A study lives in an Optuna storage: by default a local SQLite file (nothing to start); with a
+PostgreSQL URL, `python -m benchmark.tune` workers on one or many machines fill the same study. The
+budget counts trials of all workers: a worker starts a trial only while complete + pruned + running
+trials are below it, and a trial that turns out to be beyond it (two workers asked at the same
+moment) is failed at once and marked `over_budget`, so exactly `trials` trials complete or prune. A
+killed worker's trial stops sending heartbeats and is failed as stale, then redone.
+
+TPE is seeded (worker `w` uses seed + 1000 w, so parallel workers do not propose the same points);
+pruning uses the per-epoch validation NDCG@10 reported from the trainer's epoch callback.
+"""
+
+from __future__ import annotations
+
+import time
+import warnings
+from collections import Counter
+from collections.abc import Callable, Sequence
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+import optuna
+from optuna.trial import FrozenTrial, TrialState
+from sqlalchemy.exc import SQLAlchemyError
+
+from benchmark import paths
+from benchmark.split import SplitConfig
+from benchmark.suite import ParamRange, TuningConfig
+
+HEARTBEAT_SECONDS = 5
+STALE_AFTER_SECONDS = 20
+MONITOR = "val_ndcg@10"
+
+
+class OverBudget(Exception):
+    """The study already had its budget of trials when this one was created."""
+
+
+def study_name(suite: str, dataset: str, split: SplitConfig, label: str) -> str:
+    """The study's name: suite, dataset, split and model entry."""
+    return f"{suite}/{dataset}/q{split.quantile}-{split.target}-{split.validation}/{label}"
+
+
+def default_storage(cache_dir: str | Path | None = None) -> str:
+    """The embedded storage: a SQLite file in the cache folder."""
+    path = paths.cache_dir(cache_dir) / "optuna" / "studies.db"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return f"sqlite:///{path}"
+
+
+def open_study(name: str, storage: str, tuning: TuningConfig, worker: int = 0) -> optuna.Study:
+    """Create or load the study `name` in `storage` (maximising validation NDCG@10)."""
+    pruner: optuna.pruners.BasePruner = {
+        "median": lambda: optuna.pruners.MedianPruner(n_startup_trials=tuning.startup_trials,
+                                                      n_warmup_steps=tuning.warmup_epochs),
+        "hyperband": lambda: optuna.pruners.HyperbandPruner(min_resource=max(tuning.warmup_epochs, 1)),
+        "none": optuna.pruners.NopPruner,
+    }[tuning.pruner]()
+    return optuna.create_study(study_name=name, storage=storage_for(storage), direction="maximize",
+                               load_if_exists=True, pruner=pruner,
+                               sampler=optuna.samplers.TPESampler(seed=tuning.seed + 1000 * worker))
+
+
+def load_study(name: str, storage: str) -> optuna.Study:
+    """An existing study (KeyError when it does not exist yet)."""
+    return optuna.load_study(study_name=name, storage=storage_for(storage))
+
+
+@cache
+def storage_for(url: str) -> optuna.storages.RDBStorage:
+    """One storage connection per URL for this process, with heartbeats for stale-trial detection."""
+    for attempt in range(5):
+        try:
+            with warnings.catch_warnings():  # heartbeats: stable since Optuna 2.9, still labelled experimental
+                warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+                return optuna.storages.RDBStorage(url, heartbeat_interval=HEARTBEAT_SECONDS,
+                                                  grace_period=STALE_AFTER_SECONDS)
+        except SQLAlchemyError:  # workers starting together on an empty database race to create the schema
+            if attempt == 4:
+                raise
+            time.sleep(1 + attempt)
+    raise AssertionError("unreachable")
+
+
+def suggest(trial: optuna.Trial, space: dict[str, ParamRange]) -> dict[str, Any]:
+    """Sample one point of the search space."""
+    values: dict[str, Any] = {}
+    for name, spec in space.items():
+        if spec.choices is not None:
+            values[name] = trial.suggest_categorical(name, spec.choices)
+        elif spec.is_int:
+            values[name] = trial.suggest_int(name, int(spec.low), int(spec.high), step=int(spec.step or 1))
+        else:
+            values[name] = trial.suggest_float(name, float(spec.low), float(spec.high), log=spec.log,
+                                               step=spec.step)
+    return values
+
+
+class PruningCallback:
+    """Trainer callback: reports validation NDCG@10 after every epoch and stops a hopeless trial."""
+
+    def __init__(self, trial: optuna.Trial):
+        self.trial = trial
+        self.history: list[dict[str, float]] = []
+
+    def on_epoch_end(self, epoch: int, metrics: dict[str, float]) -> None:
+        """Report the epoch; raises optuna.TrialPruned when the pruner says so."""
+        self.history.append({"epoch": epoch, **metrics})
+        self.trial.set_user_attr("history", self.history)
+        self.trial.report(metrics[MONITOR], epoch)
+        if self.trial.should_prune():
+            raise optuna.TrialPruned(f"pruned after epoch {epoch}: {MONITOR} {metrics[MONITOR]:.4f}")
+
+
+def run_trials(study: optuna.Study, objective: Callable[[optuna.Trial], float], budget: int, *,
+               callbacks: Sequence[Callable[[optuna.Study, FrozenTrial], None]] = (),
+               poll_seconds: float = 2.0) -> None:
+    """Run trials until `budget` trials of the study (from any worker) are complete or pruned."""
+
+    def guarded(trial: optuna.Trial) -> float:
+        earlier = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.PRUNED, TrialState.RUNNING))
+        if sum(t.number < trial.number for t in earlier) >= budget:
+            trial.set_user_attr("over_budget", True)
+            raise OverBudget(f"study {study.study_name} already has {budget} trials")
+        return objective(trial)
+
+    while True:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            optuna.storages.fail_stale_trials(study)
+        states = Counter(t.state for t in study.get_trials(deepcopy=False))
+        finished = states[TrialState.COMPLETE] + states[TrialState.PRUNED]
+        if finished >= budget:
+            return
+        if finished + states[TrialState.RUNNING] >= budget:  # others are finishing the budget
+            time.sleep(poll_seconds)
+            continue
+        study.optimize(guarded, n_trials=1, callbacks=list(callbacks), catch=(OverBudget,), gc_after_trial=False)
+
+
+def finished_trials(study: optuna.Study) -> int:
+    """Complete + pruned trials."""
+    return len(study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.PRUNED)))
+
+
+def best_params(study: optuna.Study) -> tuple[dict[str, Any], FrozenTrial]:
+    """The best complete trial's parameters (the error names the study when none completed)."""
+    try:
+        best = study.best_trial
+    except ValueError:
+        raise ValueError(f"study {study.study_name}: no complete trial to take parameters from") from None
+    return dict(best.params), best

@@ -1,0 +1,270 @@
+"""The harness end to end: tuning with Optuna, final runs with the tuned parameters, MLflow tracking
+(embedded store read through `mlflow ui`, and a real `mlflow server`), kill-anywhere-and-resume,
+distributed tuning on PostgreSQL, and ablations."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+import uuid
+from pathlib import Path
+
+import optuna
+import pytest
+from mlflow.tracking import MlflowClient
+from optuna.trial import TrialState
+
+from benchmark.ablate import control_entry
+from benchmark.ablate import main as ablate_cli
+from benchmark.data.dataset import load_dataset
+from benchmark.data.errors import DataError
+from benchmark.run import main as run_cli
+from benchmark.split import SplitConfig
+from benchmark.suite import ModelEntry, load_suite
+from tests.conftest import seed_profile_cache
+
+ROOT = Path(__file__).resolve().parents[1]
+TINY_SUITE = """
+name: {name}
+datasets: [{{name: ml-100k}}]
+splits: [{{quantile: 0.9, target: last}}]
+tuning: {{trials: {trials}, seed: 0, pruner: median, startup_trials: 1, warmup_epochs: 1}}
+models:
+  - {{name: mostpop}}
+  - name: sasrec
+    params: {{blocks: 1, heads: 1, max_len: 20, max_epochs: 3, patience: 3}}
+    search: {{lr: {{low: 0.0005, high: 0.005, log: true}}, dim: {{choices: [8, 16]}}}}
+  - name: sasrec-kd
+    params_from: sasrec
+    params: {{distil_epochs: 1, layer: 1}}
+seeds: [0, 1]
+"""
+
+
+@pytest.fixture(scope="module")
+def profile_cache(mirror, tmp_path_factory) -> Path:
+    """A cache folder holding canned profiles for the tiny suite's split (no LLM is loaded)."""
+    cache = tmp_path_factory.mktemp("cache")
+    split = SplitConfig(quantile=0.9, target="last").apply(load_dataset("ml-100k", data_dir=mirror))
+    seed_profile_cache(split, cache)
+    return cache
+
+
+def workspace(tmp_path: Path, profile_cache: Path, name: str = "tiny", trials: int = 3) -> tuple[Path, list[str]]:
+    """A suite file and the common command-line arguments of a run in `tmp_path`."""
+    cache = tmp_path / "cache"
+    subprocess.run(["cp", "-r", str(profile_cache), str(cache)], check=True)
+    suite = tmp_path / f"{name}.yaml"
+    suite.write_text(TINY_SUITE.format(name=name, trials=trials))
+    return cache, ["--suite", str(suite), "--data-dir", str(ROOT.parent / "shared" / "datasets"),
+                   "--cache-dir", str(cache), "--output", str(tmp_path / "runs")]
+
+
+def records(folder: Path) -> list[dict]:
+    return [json.loads(p.read_text()) for p in sorted(folder.rglob("*.json"))]
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def start_mlflow(args: list[str]) -> tuple[subprocess.Popen, str]:
+    """Start an MLflow CLI server on a free local port; return it and its URL once it answers."""
+    port = free_port()
+    process = subprocess.Popen([str(Path(sys.executable).parent / "mlflow"), *args, "--host", "127.0.0.1",
+                                "--port", str(port)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.time() + 120
+    while time.time() < deadline:
+        try:
+            urllib.request.urlopen(f"{url}/health", timeout=2)
+            return process, url
+        except OSError:
+            time.sleep(0.5)
+    process.kill()
+    raise RuntimeError(f"mlflow {args[0]} did not start")
+
+
+def finished(storage: str, suite: str, label: str = "sasrec") -> list:
+    study = optuna.load_study(study_name=f"{suite}/ml-100k/q0.9-last-by_time/{label}", storage=storage)
+    return study.get_trials(states=(TrialState.COMPLETE, TrialState.PRUNED))
+
+
+def test_search_space_errors_name_the_key(tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("name: x\ndatasets: [{name: ml-100k}]\nsplits: [{}]\nmodels:\n"
+                   "  - {name: sasrec, search: {dimm: {low: 8, high: 16}}}\n"
+                   "  - {name: sasrec, label: b, params: {lr: 0.1}, search: {lr: {low: 0.2, high: 0.1}}}\n")
+    with pytest.raises(DataError) as error:
+        load_suite(bad)
+    message = str(error.value)
+    assert "models.0" in message and "search.dimm" in message
+    assert "models.1.search.lr" in message and "'low' < 'high'" in message
+    bad.write_text("name: x\ndatasets: [{name: ml-100k}]\nsplits: [{}]\nmodels:\n"
+                   "  - {name: sasrec, params: {lr: 0.1}, search: {lr: {low: 0.01, high: 0.1}}}\n"
+                   "  - {name: sasrec-kd, params_from: nowhere}\n")
+    with pytest.raises(DataError) as error:
+        load_suite(bad)
+    assert "models.0: Value error, search: ['lr'] are also fixed" in str(error.value)
+    bad.write_text("name: x\ndatasets: [{name: ml-100k}]\nsplits: [{}]\nmodels:\n"
+                   "  - {name: sasrec-kd, params_from: sasrec}\n  - {name: sasrec}\n")
+    with pytest.raises(DataError, match=r"models.0.params_from: 'sasrec' is not an earlier model"):
+        load_suite(bad)
+
+
+def test_suite_tunes_then_runs_finals_with_the_best_parameters_and_mlflow_shows_them(
+        tmp_path, profile_cache, capsys):
+    cache, args = workspace(tmp_path, profile_cache)
+    assert run_cli(args) == 0
+    storage = f"sqlite:///{cache / 'optuna' / 'studies.db'}"
+    trials = finished(storage, "tiny")
+    assert len(trials) == 3
+    best = max((t for t in trials if t.state == TrialState.COMPLETE), key=lambda t: t.value)
+    runs = records(tmp_path / "runs")
+    assert sorted(r["config"]["label"] for r in runs) == ["mostpop"] * 2 + ["sasrec"] * 2 + ["sasrec-kd"] * 2
+    for run in runs:
+        if run["config"]["label"] != "mostpop":  # sasrec-kd starts from sasrec's tuned settings
+            assert {k: run["config"]["params"][k] for k in best.params} == best.params
+            assert run["tuning"]["study"].endswith("/sasrec") and run["tuning"]["best_trial"] == best.number
+    kd = next(r for r in runs if r["config"]["label"] == "sasrec-kd")
+    assert kd["config"]["profiles"].startswith("transformers:smollm2") and kd["fit"]["users_with_target"] > 700
+    capsys.readouterr()
+    assert run_cli(args + ["--dry-run"]) == 0
+    assert "6 final runs planned, 6 already done" in capsys.readouterr().out
+
+    server, url = start_mlflow(["ui", "--backend-store-uri", f"sqlite:///{cache / 'mlflow' / 'mlflow.db'}"])
+    try:
+        client = MlflowClient(url)
+        experiment = client.get_experiment_by_name("tiny")
+        finals = client.search_runs([experiment.experiment_id], "tags.kind = 'final'")
+        assert sorted(r.data.tags["run_key"] for r in finals) == sorted(r["key"] for r in runs)
+        by_key = {r["key"]: r for r in runs}
+        for run in finals:
+            record = by_key[run.data.tags["run_key"]]
+            assert run.data.metrics["test_ndcg_at_10"] == pytest.approx(record["test"]["ndcg@10"])
+            assert run.data.tags["data_fingerprint"] and run.data.tags["git_commit"]
+            artifacts = {a.path for a in client.list_artifacts(run.info.run_id)}
+            assert {"config.json", "record.json", "per_user_test_metrics.parquet"} <= artifacts
+        sasrec = next(r for r in finals if r.data.tags["model"] == "sasrec")
+        curve = client.get_metric_history(sasrec.info.run_id, "val_ndcg_at_10")
+        assert [m.step for m in curve] == list(range(3))
+        trial_runs = client.search_runs([experiment.experiment_id], "tags.kind = 'trial'")
+        parent = client.search_runs([experiment.experiment_id], "tags.kind = 'study'")
+        assert len(trial_runs) == 3 and len(parent) == 1
+        assert {r.data.tags["mlflow.parentRunId"] for r in trial_runs} == {parent[0].info.run_id}
+        assert {r.data.tags["trial"] for r in trial_runs} == {str(t.number) for t in trials}
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+
+
+def test_killed_anywhere_the_suite_resumes_without_duplicates_or_gaps(tmp_path, profile_cache):
+    cache, args = workspace(tmp_path, profile_cache, name="killed")
+    storage = f"sqlite:///{cache / 'optuna' / 'studies.db'}"
+    command = [sys.executable, "-m", "benchmark.run", *args]
+
+    def run_until(condition) -> None:
+        process = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        deadline = time.time() + 300
+        while not condition() and process.poll() is None and time.time() < deadline:
+            time.sleep(0.2)
+        process.send_signal(signal.SIGKILL)
+        process.wait()
+
+    def trials_done() -> int:
+        try:
+            return len(finished(storage, "killed"))
+        except (KeyError, Exception):  # the storage may not exist yet
+            return 0
+
+    run_until(lambda: trials_done() >= 1)  # killed while tuning
+    assert trials_done() < 3
+    run_until(lambda: len(list((tmp_path / "runs").rglob("sasrec-*.json"))) >= 1)  # killed during final runs
+    assert len(records(tmp_path / "runs")) < 6
+    assert subprocess.run(command, cwd=ROOT, capture_output=True).returncode == 0
+
+    runs = records(tmp_path / "runs")
+    assert len(runs) == 6 and len({r["key"] for r in runs}) == 6
+    assert not list((tmp_path / "runs").rglob("*.ckpt")) and not list((tmp_path / "runs").rglob("*.part"))
+    assert len(finished(storage, "killed")) == 3
+    client = MlflowClient(f"sqlite:///{cache / 'mlflow' / 'mlflow.db'}")
+    experiment = client.get_experiment_by_name("killed")
+    finals = client.search_runs([experiment.experiment_id], "tags.kind = 'final'")
+    assert sorted(r.data.tags["run_key"] for r in finals) == sorted(r["key"] for r in runs)
+    logged_trials = [r.data.tags["trial"] for r in client.search_runs([experiment.experiment_id], "tags.kind = 'trial'")]
+    assert len(logged_trials) == len(set(logged_trials)) == 3
+
+
+def test_runs_are_logged_to_a_real_mlflow_server(tmp_path, profile_cache):
+    _, args = workspace(tmp_path, profile_cache, name="served")
+    server, url = start_mlflow(["server", "--backend-store-uri", f"sqlite:///{tmp_path / 'server.db'}",
+                                "--artifacts-destination", str(tmp_path / "server-artifacts")])
+    try:
+        assert run_cli(args + ["--tracking-uri", url, "--only", "model=mostpop"]) == 0
+        client = MlflowClient(url)
+        experiment = client.get_experiment_by_name("served")
+        finals = client.search_runs([experiment.experiment_id], "tags.kind = 'final'")
+        assert len(finals) == 2 and {r.data.params["seed"] for r in finals} == {"0", "1"}
+        assert "per_user_test_metrics.parquet" in {a.path for a in client.list_artifacts(finals[0].info.run_id)}
+        assert list((tmp_path / "server-artifacts").rglob("per_user_test_metrics.parquet"))
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+
+
+@pytest.mark.skipif(not os.environ.get("SEQREC_KD_TEST_POSTGRES_URL"),
+                    reason="set SEQREC_KD_TEST_POSTGRES_URL to a PostgreSQL database (.ci/run starts one)")
+def test_two_tuning_workers_share_one_postgresql_study(tmp_path, profile_cache):
+    name = f"pg-{uuid.uuid4().hex[:8]}"
+    storage = os.environ["SEQREC_KD_TEST_POSTGRES_URL"]
+    _, args = workspace(tmp_path, profile_cache, name=name, trials=6)
+    workers = [subprocess.Popen([sys.executable, "-m", "benchmark.tune", *args, "--storage", storage,
+                                 "--worker", str(w), "--quiet", "--only", "model=sasrec",
+                                 "--tracking-uri", f"sqlite:///{tmp_path / f'mlflow{w}.db'}"],
+                                cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+               for w in (0, 1)]
+    outputs = [w.communicate(timeout=600)[0] for w in workers]
+    assert [w.returncode for w in workers] == [0, 0], outputs
+    study = optuna.load_study(study_name=f"{name}/ml-100k/q0.9-last-by_time/sasrec", storage=storage)
+    trials = study.get_trials()
+    done = [t for t in trials if t.state in (TrialState.COMPLETE, TrialState.PRUNED)]
+    assert len(done) == 6 and len({t.number for t in trials}) == len(trials)
+    assert all(t.user_attrs.get("over_budget") for t in trials if t not in done)
+    assert {t.user_attrs["worker"] for t in done} == {0, 1}
+    logged = [MlflowClient(f"sqlite:///{tmp_path / f'mlflow{w}.db'}").search_runs(
+        [MlflowClient(f"sqlite:///{tmp_path / f'mlflow{w}.db'}").get_experiment_by_name(name).experiment_id],
+        "tags.kind = 'trial'") for w in (0, 1)]
+    assert sorted(int(r.data.tags["trial"]) for runs in logged for r in runs) == sorted(t.number for t in done)
+
+
+def test_control_entries():
+    method = ModelEntry(name="sasrec-kd", params={"max_epochs": 30, "alpha": 0.3})
+    assert control_entry(method, "side_info").name == "sasrec-kd-side_info"
+    assert control_entry(method, "no_finetune").params == {"distil_epochs": 30}
+    assert control_entry(method, "no_beta").params == {"use_beta": False}
+    layer = control_entry(method, "layer", 2)
+    assert layer.params == {"layer": 2} and layer.label == "sasrec-kd-layer=2" and layer.params_from == "sasrec-kd"
+    with pytest.raises(DataError, match="choose one of"):
+        control_entry(method, "colour")
+    with pytest.raises(DataError, match="distilled model"):
+        control_entry(ModelEntry(name="sasrec"), "side_info")
+
+
+def test_ablation_reuses_the_method_and_prints_the_paired_comparison(tmp_path, profile_cache, capsys):
+    _, args = workspace(tmp_path, profile_cache, name="ablated", trials=2)
+    assert ablate_cli(["--control", "no_beta", "--method", "sasrec-kd", *args]) == 0
+    output = capsys.readouterr().out
+    assert "sasrec-kd vs sasrec-kd-no_beta" in output and "wilcoxon_p" in output
+    runs = {(r["config"]["label"], r["config"]["seed"]): r for r in records(tmp_path / "runs")}
+    assert set(runs) == {(label, seed) for label in ("sasrec-kd", "sasrec-kd-no_beta") for seed in (0, 1)}
+    method, control = runs["sasrec-kd", 0]["config"]["params"], runs["sasrec-kd-no_beta", 0]["config"]["params"]
+    assert method["use_beta"] and not control["use_beta"]
+    assert {k: v for k, v in method.items() if k != "use_beta"} == {k: v for k, v in control.items() if k != "use_beta"}
