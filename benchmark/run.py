@@ -15,7 +15,10 @@ once. Killing the process at any point and rerunning completes the suite without
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
+import os
+import platform
 import sys
 import time
 from collections.abc import Iterator
@@ -25,6 +28,7 @@ from typing import Any
 
 import optuna
 import pandas as pd
+import torch
 from optuna.trial import TrialState
 from tqdm.auto import tqdm
 
@@ -139,7 +143,7 @@ class SuiteRunner:
         for entry in self.datasets():
             log = load_dataset(entry.source, data_dir=self.options.data_dir, cache_dir=self.options.cache_dir,
                                preprocessing=entry.preprocessing)
-            for config in self.suite.splits:
+            for config in self.suite.splits_of(entry):
                 yield Stage(entry, log, config, config.apply(log))
 
     # -- phases --------------------------------------------------------------------------------------
@@ -239,6 +243,7 @@ class SuiteRunner:
         result.per_user.to_csv(per_user_path)
         record = {"key": spec.key, "config": spec.as_dict(), "split_report": stage.split.report(),
                   "test": result.means, "fit": fitted.info, "fit_seconds": fit_seconds, "tuning": tuning,
+                  "host": host(),
                   "eval_seconds": time.perf_counter() - started - fit_seconds, "per_user": per_user_path.name}
         write_json_atomically(path, record)  # its presence marks the run as done
         context.checkpoint.unlink(missing_ok=True)
@@ -250,8 +255,8 @@ class SuiteRunner:
         """All phases for every selected dataset and split; one summary row per final run."""
         rows = []
         seeds = self.suite.seeds
-        total = sum(len(self.finals(d.label)) * len(seeds) + len(self.tuned(d.label)) * self.suite.tuning.trials
-                    for d in self.datasets()) * len(self.suite.splits)
+        total = sum((len(self.finals(d.label)) * len(seeds) + len(self.tuned(d.label)) * self.suite.tuning.trials)
+                    * len(self.suite.splits_of(d)) for d in self.datasets())
         self.bar = tqdm(total=total, desc=f"suite {self.suite.name}", unit="run", disable=not self.options.progress)
         for stage in self.stages():
             self._status(f"{stage.dataset.label}: profiles")
@@ -341,6 +346,16 @@ class SuiteRunner:
                 "data_fingerprint": stage.log.fingerprint,
                 "split": f"q{stage.config.quantile}/{stage.config.target}/{stage.config.validation}",
                 **({"profiles": profiles} if profiles else {})}
+
+
+def host() -> dict[str, Any]:
+    """The machine a run ran on (reported with the results)."""
+    cpu = platform.processor() or platform.machine()
+    with contextlib.suppress(OSError):
+        cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
+                    if line.startswith("model name")), cpu)
+    return {"cpu": cpu, "cores": os.cpu_count(), "torch_threads": torch.get_num_threads(),
+            "gpu": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None}
 
 
 def _summary_row(record: dict) -> dict:

@@ -23,11 +23,13 @@ class _Strict(BaseModel):
 
 
 class DatasetEntry(_Strict):
-    """A registered dataset `name`, or the path of a generic CSV dataset YAML, or an inline generic `config`."""
+    """A registered dataset `name`, or the path of a generic CSV dataset YAML, or an inline generic `config`;
+    `splits` replaces the suite's splits for this dataset (small datasets need other targets)."""
 
     name: str | None = None
     config: dict[str, Any] | None = None
     preprocessing: PreprocessConfig = PreprocessConfig()
+    splits: list[SplitConfig] | None = Field(None, min_length=1)
 
     @model_validator(mode="after")
     def _exactly_one_source(self) -> DatasetEntry:
@@ -150,7 +152,7 @@ class Suite(_Strict):
     name: str
     description: str = ""
     datasets: list[DatasetEntry] = Field(min_length=1)
-    splits: list[SplitConfig] = Field(min_length=1)
+    splits: list[SplitConfig] = Field([SplitConfig()], min_length=1)
     evaluation: EvaluationConfig = EvaluationConfig()
     models: list[ModelEntry] = Field(min_length=1)
     seeds: list[int] = Field([0], min_length=1)
@@ -172,6 +174,10 @@ class Suite(_Strict):
                 raise ValueError(f"models.{index}.params_from: {model.params_from!r} is not an earlier model "
                                  f"entry of this suite (earlier: {earlier})")
         return self
+
+    def splits_of(self, dataset: DatasetEntry) -> list[SplitConfig]:
+        """The splits a dataset is run under."""
+        return dataset.splits or self.splits
 
     def model(self, label: str) -> ModelEntry:
         """The entry with this display label."""

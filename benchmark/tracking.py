@@ -118,6 +118,9 @@ class Tracker:
         metrics = _history_metrics(trial.user_attrs.get("history", []))
         if trial.value is not None:
             metrics.append(Metric(metric_name("best_val_ndcg@10"), float(trial.value), 0, 0))
+        if trial.datetime_start and trial.datetime_complete:
+            seconds = (trial.datetime_complete - trial.datetime_start).total_seconds()
+            metrics.append(Metric("trial_seconds", seconds, 0, 0))
         self._log(run.info.run_id, trial.params, metrics)
         self.client.set_terminated(run.info.run_id, status="FINISHED" if trial.state.name != "FAIL" else "FAILED")
 

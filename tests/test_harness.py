@@ -16,10 +16,12 @@ import uuid
 from pathlib import Path
 
 import optuna
+import pandas as pd
 import pytest
 from mlflow.tracking import MlflowClient
 from optuna.trial import TrialState
 
+from analysis.report import main as report_cli
 from benchmark.ablate import control_entry
 from benchmark.ablate import main as ablate_cli
 from benchmark.data.dataset import load_dataset
@@ -164,6 +166,20 @@ def test_suite_tunes_then_runs_finals_with_the_best_parameters_and_mlflow_shows_
     finally:
         server.terminate()
         server.wait(timeout=30)
+
+    # the leaderboard is computed from the store: a cell equals the stored per-user mean
+    results = tmp_path / "results"
+    assert report_cli(["--suite", "tiny", "--cache-dir", str(cache), "--output", str(results)]) == 0
+    table = pd.read_csv(results / "leaderboard.csv").set_index(["model", "metric"])
+    sasrec = [pd.read_csv(tmp_path / "runs" / "ml-100k" / r["per_user"], index_col=0)["ndcg@10"]
+              for r in runs if r["config"]["label"] == "sasrec"]
+    expected = pd.concat(sasrec, axis=1).mean(axis=1).mean()
+    assert table.loc[("sasrec", "ndcg@10"), "mean"] == pytest.approx(expected, abs=1e-12)
+    markdown = (results / "leaderboard.md").read_text()
+    assert f"{expected:.4f}" in markdown and "## Protocol" in markdown and "cores" in markdown
+    assert (results / "leaderboard.tex").read_text().count("\\begin{tabular}") == 1
+    figures = sorted(p.name for p in (results / "figures").glob("*.png"))
+    assert figures == ["tiny-gains.png", "tiny-optuna-history.png", "tiny-training-curves.png"]
 
 
 def test_killed_anywhere_the_suite_resumes_without_duplicates_or_gaps(tmp_path, profile_cache):

@@ -1,0 +1,121 @@
+"""Figures of a suite's results (matplotlib, PNG): gains over the base model with CIs, validation
+curves of plain vs distilled models, and the optimisation history of every Optuna study."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+from mlflow.tracking import MlflowClient  # noqa: E402
+
+if TYPE_CHECKING:
+    from analysis.report import FinalRun
+
+PRIMARY = "ndcg@10"
+
+
+def gains_figure(tables: dict[tuple[str, str], tuple[pd.DataFrame, pd.DataFrame]], path: Path) -> Path:
+    """NDCG@10 difference of every variant to its base model (and of the method to each control), 95% CIs."""
+    panels = [(group, compared[compared["metric"] == PRIMARY]) for group, (_, compared) in tables.items()
+              if not compared.empty]
+    figure, axes = plt.subplots(1, max(len(panels), 1), figsize=(6.5 * max(len(panels), 1), 0.5 + 0.45 * max(
+        (len(c) for _, c in panels), default=4)), squeeze=False)
+    for axis, ((dataset, split), compared) in zip(axes[0], panels):
+        labels = [f"{row.model} − {row.reference}" for row in compared.itertuples()]
+        y = np.arange(len(labels))[::-1]
+        colours = ["tab:blue" if kind == "base" else "tab:orange" for kind in compared["kind"]]
+        axis.errorbar(compared["mean_difference"], y, xerr=[compared["mean_difference"] - compared["ci_low"],
+                                                            compared["ci_high"] - compared["mean_difference"]],
+                      fmt="none", ecolor=colours, capsize=3)
+        axis.scatter(compared["mean_difference"], y, c=colours, zorder=3)
+        axis.axvline(0, color="grey", lw=0.8)
+        axis.set_yticks(y, labels, fontsize=8)
+        axis.set_xlabel(f"paired per-user difference in {PRIMARY.upper()} (95% bootstrap CI)")
+        axis.set_title(f"{dataset} ({split})", fontsize=10)
+    handles = [plt.Line2D([], [], color=c, marker="o", ls="") for c in ("tab:blue", "tab:orange")]
+    figure.legend(handles, ["variant − base model", "control − distilled model"], loc="lower center", ncol=2,
+                  fontsize=8, frameon=False)
+    figure.suptitle("Gain over the base model and over the controls", fontsize=11)
+    figure.tight_layout(rect=(0, 0.06, 1, 1))
+    figure.savefig(path, dpi=130)
+    plt.close(figure)
+    return path
+
+
+def curves_figure(runs: Sequence[FinalRun], path: Path, pairs: Sequence[tuple[str, str]] = (
+        ("sasrec", "sasrec-kd"), ("bert4rec", "bert4rec-kd"))) -> Path | None:
+    """Validation NDCG@10 per epoch of each plain backbone and its distilled variant (one line per seed)."""
+    groups = sorted({run.group for run in runs})
+    panels = [(group, pair) for group in groups for pair in pairs
+              if {pair[0], pair[1]} <= {r.label for r in runs if r.group == group}]
+    if not panels:
+        return None
+    figure, axes = plt.subplots(1, len(panels), figsize=(5 * len(panels), 3.6), squeeze=False)
+    for axis, ((dataset, _), pair) in zip(axes[0], panels):
+        for label, colour in zip(pair, ("tab:blue", "tab:red")):
+            for index, run in enumerate(r for r in runs if r.group == (dataset, _) and r.label == label):
+                history = pd.DataFrame(run.record["fit"].get("history", []))
+                if history.empty:
+                    continue
+                axis.plot(history["epoch"] + 1, history[f"val_{PRIMARY}"], color=colour, alpha=0.7, lw=1,
+                          label=label if index == 0 else None)
+        axis.set_xlabel("epoch")
+        axis.set_ylabel(f"validation {PRIMARY.upper()}")
+        axis.set_title(f"{dataset}: {pair[0]} vs {pair[1]}", fontsize=10)
+        axis.legend(fontsize=8)
+    figure.suptitle("Training curves (one line per seed; distillation acts in the first epochs)", fontsize=11)
+    figure.tight_layout()
+    figure.savefig(path, dpi=130)
+    plt.close(figure)
+    return path
+
+
+def optuna_figure(tracking_uri: str, suite: str, path: Path) -> Path | None:
+    """Each study's trial values and best-so-far curve (from the trials logged to MLflow)."""
+    client = MlflowClient(tracking_uri)
+    experiment = client.get_experiment_by_name(suite)
+    trials = client.search_runs([experiment.experiment_id], "tags.kind = 'trial'", max_results=10000)
+    rows = [{"study": t.data.tags["study"], "trial": int(t.data.tags["trial"]), "state": t.data.tags["state"],
+             "value": t.data.metrics.get("best_val_ndcg_at_10", np.nan)} for t in trials]
+    if not rows:
+        return None
+    frame = pd.DataFrame(rows).sort_values(["study", "trial"])
+    studies = list(dict.fromkeys(frame["study"]))
+    columns = min(len(studies), 3)
+    lines = int(np.ceil(len(studies) / columns))
+    figure, axes = plt.subplots(lines, columns, figsize=(4.6 * columns, 3.3 * lines), squeeze=False)
+    for axis, study in zip(axes.flat, studies):
+        part = frame[frame["study"] == study]
+        complete = part[part["state"] == "COMPLETE"]
+        pruned = part[part["state"] == "PRUNED"]
+        axis.scatter(complete["trial"], complete["value"], s=18, label="complete")
+        axis.scatter(pruned["trial"], np.full(len(pruned), complete["value"].min() if len(complete) else 0),
+                     marker="x", color="grey", s=18, label="pruned")
+        axis.step(complete["trial"], complete["value"].cummax(), where="post", color="tab:red", label="best so far")
+        axis.set_title(study.split("/", 1)[1], fontsize=8)
+        axis.set_xlabel("trial")
+        axis.set_ylabel("best validation NDCG@10")
+        axis.legend(fontsize=7)
+    for axis in list(axes.flat)[len(studies):]:
+        axis.axis("off")
+    figure.suptitle(f"Optuna optimisation history, suite {suite}", fontsize=11)
+    figure.tight_layout()
+    figure.savefig(path, dpi=130)
+    plt.close(figure)
+    return path
+
+
+def suite_figures(tables: dict, runs: Sequence[FinalRun], tracking_uri: str, suite: str, folder: Path) -> list[Path]:
+    """Every suite-level figure; returns the files written."""
+    folder.mkdir(parents=True, exist_ok=True)
+    written = [gains_figure(tables, folder / f"{suite}-gains.png"),
+               curves_figure(runs, folder / f"{suite}-training-curves.png"),
+               optuna_figure(tracking_uri, suite, folder / f"{suite}-optuna-history.png")]
+    return [p for p in written if p is not None]

@@ -1,0 +1,265 @@
+"""`python -m analysis.report [--suite quick] [--tracking-uri URI] [--output results]`: the leaderboard.
+
+Reads the suite's final runs from the MLflow tracking store (record and per-user test metrics of each
+run) and writes, under the output folder, `leaderboard.md` (what a reader sees first: the protocol,
+then one table per dataset and split), `leaderboard.csv` (every number, long format),
+`leaderboard.tex`, and figures in `figures/`. Nothing is typed by hand: every cell is computed here
+from the stored per-user metrics.
+
+A cell is the mean over test users of each user's metric averaged over seeds, with a bootstrap 95%
+CI over users. Each variant is compared with its base model (the plain backbone it extends; the
+popularity baselines have none), and the distilled model with each of its controls, by paired
+per-user tests; the marks use Holm–Bonferroni adjusted Wilcoxon p-values across all comparisons of
+the table (* p < 0.05, ** p < 0.01).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from mlflow.tracking import MlflowClient
+
+from analysis.figures import suite_figures
+from analysis.stats import holm, mean_ci, paired_comparison, seed_test, user_means
+from benchmark.suite import load_suite
+from benchmark.tracking import default_tracking_uri
+
+METRICS = [f"{name}@{k}" for name in ("ndcg", "hr", "mrr") for k in (5, 10, 20)]
+PRIMARY = "ndcg@10"
+CONTROL_SUFFIXES = ("-shuffled", "-random", "-side_info", "-side_info_mean")
+
+
+@dataclass(frozen=True)
+class FinalRun:
+    """One recorded final run: its record and per-user test metrics."""
+
+    record: dict
+    per_user: pd.DataFrame
+
+    @property
+    def label(self) -> str:
+        """The model entry's label."""
+        return self.record["config"]["label"]
+
+    @property
+    def group(self) -> tuple[str, str]:
+        """(dataset, split description): the runs of one table."""
+        split = self.record["config"]["split"]
+        return self.record["config"]["dataset"], f"q={split['quantile']}, target {split['target']}, " \
+                                                 f"validation {split['validation']}"
+
+
+def load_final_runs(tracking_uri: str, suite: str) -> list[FinalRun]:
+    """Every final run of the suite's experiment, with its artifacts."""
+    client = MlflowClient(tracking_uri)
+    experiment = client.get_experiment_by_name(suite)
+    if experiment is None:
+        raise ValueError(f"no MLflow experiment '{suite}' at {tracking_uri}: run the suite first")
+    runs = client.search_runs([experiment.experiment_id], "tags.kind = 'final'", max_results=10000)
+    loaded = []
+    with tempfile.TemporaryDirectory() as folder:
+        for run in runs:
+            target = Path(folder) / run.info.run_id
+            target.mkdir()
+            record = json.loads(Path(client.download_artifacts(run.info.run_id, "record.json", str(target))).read_text())
+            per_user = pd.read_parquet(client.download_artifacts(run.info.run_id, "per_user_test_metrics.parquet",
+                                                                 str(target)))
+            loaded.append(FinalRun(record, per_user))
+    return loaded
+
+
+def base_of(label: str, model: str, labels: set[str]) -> str | None:
+    """The plain backbone a variant is compared with (None for backbones and popularity baselines)."""
+    backbone = model.split("-", 1)[0]
+    return backbone if backbone != model and backbone in labels and label != backbone else None
+
+
+def method_of(model: str, labels: set[str]) -> str | None:
+    """For a control (e.g. sasrec-kd-shuffled), the distilled model it controls for."""
+    for suffix in CONTROL_SUFFIXES:
+        if model.endswith(suffix) and model.removesuffix(suffix) in labels:
+            return model.removesuffix(suffix)
+    return None
+
+
+def table_rows(runs: list[FinalRun], order: list[str]) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(one row per model with every metric's mean and CI, one row per comparison) for one table."""
+    by_label: dict[str, list[FinalRun]] = {}
+    for run in runs:
+        by_label.setdefault(run.label, []).append(run)
+    labels = [label for label in order if label in by_label] + sorted(set(by_label) - set(order))
+    metrics = [m for m in METRICS if all(m in r.per_user for r in runs)]
+    means = {label: {m: user_means([r.per_user[m] for r in by_label[label]]) for m in metrics} for label in labels}
+    rows = []
+    for label in labels:
+        seeds = by_label[label]
+        row = {"model": label, "seeds": len(seeds)}
+        for metric in metrics:
+            low, high = mean_ci(means[label][metric].to_numpy())
+            seed_values = np.array([r.record["test"][metric] for r in seeds])
+            row |= {metric: means[label][metric].mean(), f"{metric} ci_low": low, f"{metric} ci_high": high,
+                    f"{metric} seed_std": seed_values.std()}
+        rows.append(row)
+    summary = pd.DataFrame(rows).set_index("model")
+    comparisons = []
+    for label in labels:
+        model = by_label[label][0].record["config"]["model"]
+        references = [("base", base_of(label, model, set(labels))), ("method", method_of(label, set(labels)))]
+        for kind, reference in references:
+            if reference is None:
+                continue
+            for metric in metrics:
+                result = paired_comparison(means[label][metric], means[reference][metric])
+                seed_p = seed_test([r.record["test"][metric] for r in sorted(by_label[label], key=_seed)],
+                                   [r.record["test"][metric] for r in sorted(by_label[reference], key=_seed)])
+                comparisons.append({"model": label, "reference": reference, "kind": kind, "metric": metric,
+                                    **result.as_dict(), "seed_t_test_p": seed_p,
+                                    "relative_gain": result.mean_difference / summary.loc[reference, metric]
+                                    if summary.loc[reference, metric] else float("nan")})
+    compared = pd.DataFrame(comparisons)
+    if not compared.empty:
+        compared["wilcoxon_p_holm"] = holm(compared["wilcoxon_p"].to_numpy())
+    return summary, compared
+
+
+def _seed(run: FinalRun) -> int:
+    return int(run.record["config"]["seed"])
+
+
+def _mark(p: float) -> str:
+    return "**" if p < 0.01 else "*" if p < 0.05 else ""
+
+
+def leaderboard_markdown(summary: pd.DataFrame, compared: pd.DataFrame) -> str:
+    """The main table: every metric (mean, significance vs base), then the NDCG@10 detail."""
+    metrics = [m for m in METRICS if m in summary.columns]
+    base_tests = compared[compared["kind"] == "base"].set_index(["model", "metric"]) if not compared.empty else None
+    lines = ["| model | seeds | " + " | ".join(m.upper().replace("@", "@") for m in metrics) + " |",
+             "|---|---|" + "---|" * len(metrics)]
+    for label, row in summary.iterrows():
+        cells = []
+        for metric in metrics:
+            mark = ""
+            if base_tests is not None and (label, metric) in base_tests.index:
+                mark = _mark(base_tests.loc[(label, metric), "wilcoxon_p_holm"])
+            cells.append(f"{row[metric]:.4f}{mark}")
+        lines.append(f"| {label} | {int(row['seeds'])} | " + " | ".join(cells) + " |")
+    detail = ["", f"{PRIMARY.upper()} in detail (CI: bootstrap 95% over users; Δ: paired per-user difference "
+                  "with its CI; d: Cohen's d_z; p: Wilcoxon, Holm-adjusted across this table; seed p: paired "
+                  "t-test across seed means):", "",
+              "| model | mean [95% CI] | ± seed std | vs | Δ [95% CI] | gain | d | p (Holm) | t-test p | seed p |",
+              "|---|---|---|---|---|---|---|---|---|---|"]
+    for label, row in summary.iterrows():
+        head = (f"| {label} | {row[PRIMARY]:.4f} [{row[f'{PRIMARY} ci_low']:.4f}, {row[f'{PRIMARY} ci_high']:.4f}] "
+                f"| {row[f'{PRIMARY} seed_std']:.4f} ")
+        tests = compared[(compared["model"] == label) & (compared["metric"] == PRIMARY)] if not compared.empty else []
+        if len(tests) == 0:
+            detail.append(head + "| | | | | | | |")
+        for _, test in (tests.iterrows() if len(tests) else []):
+            detail.append(head + f"| {test['reference']} | {test['mean_difference']:+.4f} "
+                                 f"[{test['ci_low']:+.4f}, {test['ci_high']:+.4f}] | {test['relative_gain']:+.1%} "
+                                 f"| {test['effect_size']:+.2f} | {test['wilcoxon_p_holm']:.3g}{_mark(test['wilcoxon_p_holm'])} "
+                                 f"| {test['t_test_p']:.3g} | {test['seed_t_test_p']:.3g} |")
+    return "\n".join(lines + detail)
+
+
+def protocol(runs: list[FinalRun], suite: str) -> list[str]:
+    """What a reader needs to reproduce and judge the numbers."""
+    records = [r.record for r in runs]
+    datasets = sorted({(r["config"]["dataset"], r["config"]["data_fingerprint"]) for r in records})
+    evaluation = records[0]["config"]["evaluation"]
+    seeds = sorted({r["config"]["seed"] for r in records})
+    trials = sorted({r["tuning"]["trials"] for r in records if r.get("tuning")})
+    profiles = sorted({r["config"].get("profiles") for r in records if r["config"].get("profiles")})
+    hosts = sorted({f"{h['cpu']}, {h['cores']} cores, torch threads {h['torch_threads']}"
+                    + (f", {h['gpu']}" if h.get("gpu") else "") for r in records if (h := r.get("host"))})
+    hours = sum(r["fit_seconds"] + r["eval_seconds"] for r in records) / 3600
+    versions = sorted({r["config"]["code_version"] for r in records})
+    return [
+        f"- Suite `{suite}`: {len(records)} final runs; seeds {seeds}; code version {', '.join(versions)}.",
+        "- Data: " + "; ".join(f"{name} (fingerprint {fp})" for name, fp in datasets) + ".",
+        f"- Evaluation: full ranking over the whole catalogue, seen items {'filtered' if evaluation['filter_seen'] else 'kept'}, "
+        f"K = {evaluation['ks']}; global temporal split per table header.",
+        f"- Tuning: Optuna TPE, {', '.join(map(str, trials)) or 'no'} trials per study (validation NDCG@10); "
+        "controls and LLMEmb reuse the tuned settings of the model they control for.",
+        "- Profiles (generator | encoder): " + ("; ".join(profiles) if profiles else "none") + ".",
+        "- Hardware: " + ("; ".join(hosts) if hosts else "not recorded") + f"; final runs took {hours:.1f} h "
+        "of wall time (fit + evaluation; tuning not included).",
+    ]
+
+
+def write_report(runs: list[FinalRun], suite: str, output: Path, order: list[str]) -> dict[tuple[str, str], tuple]:
+    """Write leaderboard.md/.csv/.tex and return the tables per (dataset, split)."""
+    output.mkdir(parents=True, exist_ok=True)
+    groups: dict[tuple[str, str], list[FinalRun]] = {}
+    for run in runs:
+        groups.setdefault(run.group, []).append(run)
+    tables = {group: table_rows(members, order) for group, members in sorted(groups.items())}
+    markdown = [f"# Leaderboard: suite `{suite}`", "",
+                "Generated by `python -m analysis.report` from the runs in the MLflow tracking store; do not "
+                "edit by hand. Cells: mean over test users of the seed-averaged metric; * / ** : Holm-adjusted "
+                "Wilcoxon p < 0.05 / 0.01 against the base model (the plain backbone a variant extends).", "",
+                "## Protocol", "", *protocol(runs, suite), ""]
+    long_rows, latex = [], []
+    for (dataset, split), (summary, compared) in tables.items():
+        markdown += [f"## {dataset} ({split})", "", leaderboard_markdown(summary, compared), ""]
+        controls = compared[compared["kind"] == "method"] if not compared.empty else compared
+        if len(controls):
+            markdown += [f"Distilled model vs its controls ({PRIMARY}; positive Δ = the LLM profiles help):", "",
+                         "| control | method | Δ method − control [95% CI] | p (Holm) |", "|---|---|---|---|"]
+            for _, test in controls[controls["metric"] == PRIMARY].iterrows():
+                markdown.append(f"| {test['model']} | {test['reference']} | {-test['mean_difference']:+.4f} "
+                                f"[{-test['ci_high']:+.4f}, {-test['ci_low']:+.4f}] | {test['wilcoxon_p_holm']:.3g} |")
+            markdown.append("")
+        for label, row in summary.iterrows():
+            for metric in (m for m in METRICS if m in summary.columns):
+                long_rows.append({"dataset": dataset, "split": split, "model": label, "metric": metric,
+                                  "mean": row[metric], "ci_low": row[f"{metric} ci_low"],
+                                  "ci_high": row[f"{metric} ci_high"], "seed_std": row[f"{metric} seed_std"],
+                                  "seeds": int(row["seeds"])})
+        if not compared.empty:
+            compared.assign(dataset=dataset, split=split).to_csv(output / f"comparisons-{dataset}.csv", index=False)
+        shown = summary[[m for m in METRICS if m in summary.columns]].rename(columns=str.upper)
+        latex.append(shown.to_latex(float_format="%.4f", caption=f"{dataset} ({split})", label=f"tab:{dataset}"))
+    (output / "leaderboard.md").write_text("\n".join(markdown))
+    pd.DataFrame(long_rows).to_csv(output / "leaderboard.csv", index=False)
+    (output / "leaderboard.tex").write_text("\n".join(latex))
+    return tables
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point; returns the process exit code."""
+    parser = argparse.ArgumentParser(prog="python -m analysis.report", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--suite", default="quick", help="suite whose MLflow experiment is reported")
+    parser.add_argument("--tracking-uri", help="MLflow tracking URI (default: the embedded store in the cache)")
+    parser.add_argument("--cache-dir")
+    parser.add_argument("--output", default="results", help="folder for leaderboard.* and figures/")
+    args = parser.parse_args(argv)
+    uri = args.tracking_uri or default_tracking_uri(args.cache_dir)
+    try:
+        runs = load_final_runs(uri, args.suite)
+        try:
+            order = [m.display for m in load_suite(args.suite).models]
+        except ValueError:
+            order = []
+    except ValueError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    output = Path(args.output)
+    tables = write_report(runs, args.suite, output, order)
+    for path in suite_figures(tables, runs, uri, args.suite, output / "figures"):
+        print(f"wrote {path}")
+    print(f"wrote {output / 'leaderboard.md'}, leaderboard.csv, leaderboard.tex ({len(runs)} runs)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
