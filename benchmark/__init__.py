@@ -1,3 +1,3 @@
 """Benchmark harness: data, splits, evaluation, training, tuning, tracking and the command lines."""
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"

@@ -83,6 +83,7 @@ class DistillationObjective(Objective):
     def __init__(self, model_dim: int, targets: np.ndarray, has_target: np.ndarray, config: DistillConfig):
         super().__init__()
         self.config = config
+        self.final_phase_start = config.distil_epochs
         self.projection = nn.Linear(targets.shape[1], model_dim)
         self.scorer = nn.Linear(model_dim, 1) if config.aggregation == "attention" else None
         self.register_buffer("targets", torch.as_tensor(targets, dtype=torch.float32), persistent=False)

@@ -165,9 +165,9 @@ class SuiteRunner:
         tags = self._tags(stage, entry.name)
 
         def objective(trial: optuna.Trial) -> float:
-            pruning = PruningCallback(trial)
             trial.set_user_attr("worker", self.options.worker)
             params = base | suggest(trial, entry.search)
+            pruning = PruningCallback(trial, first_epoch=MODELS[entry.name].resolve(params).get("distil_epochs", 0))
             self._status(f"tune {entry.display} trial {trial.number}")
             context = FitContext(seed=self.suite.tuning.seed, evaluation=self.suite.evaluation,
                                  progress=self.options.progress, cache_dir=self._cache_path, callbacks=(pruning,))

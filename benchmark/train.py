@@ -62,7 +62,14 @@ class Backbone(Protocol):
 
 class Objective(nn.Module):
     """Turns a batch into the loss to minimise. Its own parameters (if any) are trained alongside the
-    model and discarded afterwards, so they never reach the evaluated model."""
+    model and discarded afterwards, so they never reach the evaluated model.
+
+    `final_phase_start` is the first epoch of the objective's last phase (plain training after an
+    auxiliary phase): early stopping waits `patience` epochs into that phase, so a run is never
+    stopped while an auxiliary loss still shapes the model and always gets a chance to fine-tune.
+    """
+
+    final_phase_start: int = 0
 
     def forward(self, model: Any, batch: SequenceBatch, epoch: int, generator: torch.Generator
                 ) -> tuple[torch.Tensor, dict[str, float]]:
@@ -142,7 +149,7 @@ def train(
     epochs = tqdm(range(state.epoch + 1, config.max_epochs), initial=state.epoch + 1, total=config.max_epochs,
                   desc="train", unit="epoch", disable=not progress, leave=False)
     for epoch in epochs:
-        if state.bad_epochs >= config.patience:
+        if epoch - max(state.best_epoch + 1, objective.final_phase_start) >= config.patience:
             break
         epoch_started = time.perf_counter()
         generator = _seeded(config.seed, epoch)
@@ -172,10 +179,8 @@ def train(
         state.seconds += metrics["epoch_seconds"]
         value = metrics[f"val_{config.monitor}"]
         if value > state.best_metric:
-            state.best_metric, state.best_epoch, state.bad_epochs = value, epoch, 0
+            state.best_metric, state.best_epoch = value, epoch
             state.best_state = copy.deepcopy(model.state_dict())
-        else:
-            state.bad_epochs += 1
         state.epoch = epoch
         state.history.append({"epoch": epoch, **metrics})
         epochs.set_postfix_str(f"{config.monitor} {value:.4f} (best {state.best_metric:.4f} @ {state.best_epoch})")
@@ -194,7 +199,6 @@ class _TrainingState:
     epoch: int = -1
     best_epoch: int = -1
     best_metric: float = -math.inf
-    bad_epochs: int = 0
     seconds: float = 0.0
     history: list[dict[str, float]] = field(default_factory=list)
     best_state: dict[str, torch.Tensor] = field(default_factory=dict)

@@ -25,6 +25,7 @@ import optuna
 from optuna.trial import FrozenTrial, TrialState
 from sqlalchemy.exc import SQLAlchemyError
 
+import benchmark
 from benchmark import paths
 from benchmark.split import SplitConfig
 from benchmark.suite import ParamRange, TuningConfig
@@ -39,8 +40,9 @@ class OverBudget(Exception):
 
 
 def study_name(suite: str, dataset: str, split: SplitConfig, label: str) -> str:
-    """The study's name: suite, dataset, split and model entry."""
-    return f"{suite}/{dataset}/q{split.quantile}-{split.target}-{split.validation}/{label}"
+    """The study's name: suite, dataset, split, model entry and code version (trials of other code
+    versions are not mixed in)."""
+    return f"{suite}/{dataset}/q{split.quantile}-{split.target}-{split.validation}/{label}@{benchmark.__version__}"
 
 
 def default_storage(cache_dir: str | Path | None = None) -> str:
@@ -99,16 +101,21 @@ def suggest(trial: optuna.Trial, space: dict[str, ParamRange]) -> dict[str, Any]
 
 
 class PruningCallback:
-    """Trainer callback: reports validation NDCG@10 after every epoch and stops a hopeless trial."""
+    """Trainer callback: reports validation NDCG@10 after every epoch from `first_epoch` on (the end of
+    a distillation phase: a trial is not judged while the auxiliary loss holds the metric down) and
+    stops a hopeless trial."""
 
-    def __init__(self, trial: optuna.Trial):
+    def __init__(self, trial: optuna.Trial, first_epoch: int = 0):
         self.trial = trial
+        self.first_epoch = first_epoch
         self.history: list[dict[str, float]] = []
 
     def on_epoch_end(self, epoch: int, metrics: dict[str, float]) -> None:
         """Report the epoch; raises optuna.TrialPruned when the pruner says so."""
         self.history.append({"epoch": epoch, **metrics})
         self.trial.set_user_attr("history", self.history)
+        if epoch < self.first_epoch:
+            return
         self.trial.report(metrics[MONITOR], epoch)
         if self.trial.should_prune():
             raise optuna.TrialPruned(f"pruned after epoch {epoch}: {MONITOR} {metrics[MONITOR]:.4f}")

@@ -29,6 +29,7 @@ from benchmark.data.errors import DataError
 from benchmark.run import main as run_cli
 from benchmark.split import SplitConfig
 from benchmark.suite import ModelEntry, load_suite
+from benchmark.tuning import study_name
 from tests.conftest import seed_profile_cache
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -96,7 +97,8 @@ def start_mlflow(args: list[str]) -> tuple[subprocess.Popen, str]:
 
 
 def finished(storage: str, suite: str, label: str = "sasrec") -> list:
-    study = optuna.load_study(study_name=f"{suite}/ml-100k/q0.9-last-by_time/{label}", storage=storage)
+    name = study_name(suite, "ml-100k", SplitConfig(quantile=0.9, target="last"), label)
+    study = optuna.load_study(study_name=name, storage=storage)
     return study.get_trials(states=(TrialState.COMPLETE, TrialState.PRUNED))
 
 
@@ -135,7 +137,7 @@ def test_suite_tunes_then_runs_finals_with_the_best_parameters_and_mlflow_shows_
     for run in runs:
         if run["config"]["label"] != "mostpop":  # sasrec-kd starts from sasrec's tuned settings
             assert {k: run["config"]["params"][k] for k in best.params} == best.params
-            assert run["tuning"]["study"].endswith("/sasrec") and run["tuning"]["best_trial"] == best.number
+            assert "/sasrec@" in run["tuning"]["study"] and run["tuning"]["best_trial"] == best.number
     kd = next(r for r in runs if r["config"]["label"] == "sasrec-kd")
     assert kd["config"]["profiles"].startswith("transformers:smollm2") and kd["fit"]["users_with_target"] > 700
     capsys.readouterr()
@@ -249,7 +251,8 @@ def test_two_tuning_workers_share_one_postgresql_study(tmp_path, profile_cache):
                for w in (0, 1)]
     outputs = [w.communicate(timeout=600)[0] for w in workers]
     assert [w.returncode for w in workers] == [0, 0], outputs
-    study = optuna.load_study(study_name=f"{name}/ml-100k/q0.9-last-by_time/sasrec", storage=storage)
+    study = optuna.load_study(study_name=study_name(name, "ml-100k", SplitConfig(quantile=0.9, target="last"), "sasrec"),
+                              storage=storage)
     trials = study.get_trials()
     done = [t for t in trials if t.state in (TrialState.COMPLETE, TrialState.PRUNED)]
     assert len(done) == 6 and len({t.number for t in trials}) == len(trials)

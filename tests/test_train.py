@@ -14,7 +14,7 @@ import numpy as np
 import torch
 
 from baselines.sasrec import SASRec, SASRecConfig
-from benchmark.train import TrainConfig, TrainingData, length_bucketed_batches, train
+from benchmark.train import Objective, TrainConfig, TrainingData, length_bucketed_batches, train
 from tests import train_job
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -70,6 +70,18 @@ def test_early_stopping_restores_the_best_epoch():
     assert result.epochs_run == 4 and result.best_epoch == 1 and result.best_metric == 0.3
     for name, value in model.state_dict().items():
         assert torch.equal(value, snapshots.states[1][name])
+
+
+def test_early_stopping_waits_for_the_objectives_final_phase():
+    class TwoPhase(Objective):
+        final_phase_start = 5
+
+    model = SASRec(10, SASRecConfig(dim=8, blocks=1, heads=1, max_len=5))
+    data = TrainingData(torch.arange(32), torch.randint(1, 11, (32, 6)))
+    falling = iter([0.5, 0.4, 0.3, 0.2, 0.1, 0.1, 0.1, 0.1, 0.1, 0.1])
+    result = train(model, data, lambda m: {"ndcg@10": next(falling)}, TrainConfig(max_epochs=10, patience=2, batch_size=8),
+                   objective=TwoPhase(), progress=False)
+    assert result.epochs_run == 7 and result.best_epoch == 0  # epochs 0-4 auxiliary, then 2 epochs of patience
 
 
 def test_bucketed_batches_cover_every_sequence_once():
