@@ -30,11 +30,12 @@ def gains_figure(tables: dict[tuple[str, str], tuple[pd.DataFrame, pd.DataFrame]
     for axis, ((dataset, split), compared) in zip(axes[0], panels):
         labels = [f"{row.model} − {row.reference}" for row in compared.itertuples()]
         y = np.arange(len(labels))[::-1]
-        colours = ["tab:blue" if kind == "base" else "tab:orange" for kind in compared["kind"]]
-        axis.errorbar(compared["mean_difference"], y, xerr=[compared["mean_difference"] - compared["ci_low"],
-                                                            compared["ci_high"] - compared["mean_difference"]],
-                      fmt="none", ecolor=colours, capsize=3)
-        axis.scatter(compared["mean_difference"], y, c=colours, zorder=3)
+        for kind, colour in (("base", "tab:blue"), ("method", "tab:orange")):
+            part = (compared["kind"] == kind).to_numpy()
+            middle = compared["mean_difference"].to_numpy()[part]
+            axis.errorbar(middle, y[part], xerr=[middle - compared["ci_low"].to_numpy()[part],
+                                                 compared["ci_high"].to_numpy()[part] - middle],
+                          fmt="o", color=colour, ecolor=colour, capsize=3)
         axis.axvline(0, color="grey", lw=0.8)
         axis.set_yticks(y, labels, fontsize=8)
         axis.set_xlabel(f"paired per-user difference in {PRIMARY.upper()} (95% bootstrap CI)")
@@ -97,7 +98,7 @@ def optuna_figure(tracking_uri: str, suite: str, path: Path) -> Path | None:
         pruned = part[part["state"] == "PRUNED"]
         axis.scatter(complete["trial"], complete["value"], s=18, label="complete")
         axis.scatter(pruned["trial"], np.full(len(pruned), complete["value"].min() if len(complete) else 0),
-                     marker="x", color="grey", s=18, label="pruned")
+                     marker="x", color="grey", s=18, label="pruned (drawn at the lowest value)")
         axis.step(complete["trial"], complete["value"].cummax(), where="post", color="tab:red", label="best so far")
         axis.set_title(study.split("/", 1)[1], fontsize=8)
         axis.set_xlabel("trial")

@@ -171,7 +171,10 @@ def test_suite_tunes_then_runs_finals_with_the_best_parameters_and_mlflow_shows_
 
     # the leaderboard is computed from the store: a cell equals the stored per-user mean
     results = tmp_path / "results"
-    assert report_cli(["--suite", "tiny", "--cache-dir", str(cache), "--output", str(results)]) == 0
+    readme = tmp_path / "README.md"
+    readme.write_text("# x\n<!-- leaderboard:tiny -->\nstale\n<!-- /leaderboard:tiny -->\nafter\n")
+    assert report_cli(["--suite", "tiny", "--cache-dir", str(cache), "--output", str(results),
+                       "--readme", str(readme)]) == 0
     table = pd.read_csv(results / "leaderboard.csv").set_index(["model", "metric"])
     sasrec = [pd.read_csv(tmp_path / "runs" / "ml-100k" / r["per_user"], index_col=0)["ndcg@10"]
               for r in runs if r["config"]["label"] == "sasrec"]
@@ -179,6 +182,8 @@ def test_suite_tunes_then_runs_finals_with_the_best_parameters_and_mlflow_shows_
     assert table.loc[("sasrec", "ndcg@10"), "mean"] == pytest.approx(expected, abs=1e-12)
     markdown = (results / "leaderboard.md").read_text()
     assert f"{expected:.4f}" in markdown and "## Protocol" in markdown and "cores" in markdown
+    embedded = readme.read_text()
+    assert "stale" not in embedded and "| sasrec | 2 | " in embedded and embedded.endswith("after\n")
     assert (results / "leaderboard.tex").read_text().count("\\begin{tabular}") == 1
     figures = sorted(p.name for p in (results / "figures").glob("*.png"))
     assert figures == ["tiny-gains.png", "tiny-optuna-history.png", "tiny-training-curves.png"]
