@@ -25,8 +25,9 @@ def gains_figure(tables: dict[tuple[str, str], tuple[pd.DataFrame, pd.DataFrame]
     """NDCG@10 difference of every variant to its base model (and of the method to each control), 95% CIs."""
     panels = [(group, compared[compared["metric"] == PRIMARY]) for group, (_, compared) in tables.items()
               if not compared.empty]
-    figure, axes = plt.subplots(1, max(len(panels), 1), figsize=(6.5 * max(len(panels), 1), 0.5 + 0.45 * max(
-        (len(c) for _, c in panels), default=4)), squeeze=False)
+    rows = max((len(c) for _, c in panels), default=1)
+    figure, axes = plt.subplots(1, max(len(panels), 1), figsize=(6.5 * max(len(panels), 1), max(3.0, 1.6 + 0.45 * rows)),
+                                squeeze=False)
     for axis, ((dataset, split), compared) in zip(axes[0], panels):
         labels = [f"{row.model} − {row.reference}" for row in compared.itertuples()]
         y = np.arange(len(labels))[::-1]
@@ -38,6 +39,7 @@ def gains_figure(tables: dict[tuple[str, str], tuple[pd.DataFrame, pd.DataFrame]
                           fmt="o", color=colour, ecolor=colour, capsize=3)
         axis.axvline(0, color="grey", lw=0.8)
         axis.set_yticks(y, labels, fontsize=8)
+        axis.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(6))
         axis.set_xlabel(f"paired per-user difference in {PRIMARY.upper()} (95% bootstrap CI)")
         axis.set_title(f"{dataset} ({split})", fontsize=10)
     handles = [plt.Line2D([], [], color=c, marker="o", ls="") for c in ("tab:blue", "tab:orange")]
