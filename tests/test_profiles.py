@@ -323,6 +323,34 @@ def test_worker_processes_return_each_prompts_own_profile(smollm2_directory):
     assert len({r.text for r in single}) == 4
 
 
+WORKER_OWNER = """
+import sys, time
+from pathlib import Path
+from benchmark.profiles.backends import GenerationParams, TransformersBackend
+backend = TransformersBackend(Path(sys.argv[1]), "smollm2", batch_size=1, workers=2)
+backend.generate([[{"role": "user", "content": f"Say {w}."}] for w in ("yes", "no")], GenerationParams(max_new_tokens=2))
+print(" ".join(str(pid) for pid in backend._pool._processes), flush=True)
+time.sleep(600)
+"""
+
+
+@pytest.mark.slow
+def test_generator_workers_die_with_a_killed_parent(smollm2_directory):
+    directory, _ = smollm2_directory
+    owner = subprocess.Popen([sys.executable, "-c", WORKER_OWNER, str(directory)], cwd=ROOT, text=True,
+                             stdout=subprocess.PIPE, env=os.environ | {"HF_HUB_OFFLINE": "1"})
+    workers = [int(pid) for pid in owner.stdout.readline().split()]
+    assert len(workers) == 2
+    owner.send_signal(signal.SIGKILL)
+    owner.wait()
+    deadline = time.time() + 20
+    while time.time() < deadline and any(Path(f"/proc/{pid}").exists() for pid in workers):
+        time.sleep(0.2)
+    alive = [pid for pid in workers if Path(f"/proc/{pid}").exists()
+             and Path(f"/proc/{pid}/status").read_text().find("State:\tZ") < 0]
+    assert not alive
+
+
 def _free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))

@@ -11,6 +11,9 @@ A result is the generated text or a recorded failure; nothing is ever filled wit
 
 from __future__ import annotations
 
+import ctypes
+import signal
+import sys
 import threading
 import time
 from collections.abc import Sequence
@@ -177,10 +180,13 @@ class _BatchGenerator:
 
 
 _worker_generator: _BatchGenerator | None = None
+PR_SET_PDEATHSIG = 1  # linux/prctl.h
 
 
 def _load_worker_generator(model_dir: str, dtype: str, threads: int) -> None:
     global _worker_generator
+    if sys.platform.startswith("linux"):  # die with the parent: a killed run leaves no worker behind
+        ctypes.CDLL(None).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
     torch.set_num_threads(threads)
     _worker_generator = _BatchGenerator(model_dir, dtype)
 
