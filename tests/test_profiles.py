@@ -388,3 +388,13 @@ def test_openai_backend_against_a_real_local_server(smollm2_directory, tmp_path)
     finally:
         server.terminate()
         server.wait(timeout=30)
+
+
+def test_show_explains_a_user_without_training_history(mirror, capsys):
+    from benchmark.profiles.__main__ import main
+
+    split = SplitConfig(quantile=0.3).apply(load_dataset("ml-100k", data_dir=mirror))
+    with_history = {p.user for p in build_prompts(split)}
+    user = next(str(u) for i, u in enumerate(split.log.user_ids) if i not in with_history)
+    assert main(["show", user, "--dataset", "ml-100k", "--data-dir", str(mirror), "--quantile", "0.3"]) == 2
+    assert f"user '{user}' has no interactions in the 'fit' history" in capsys.readouterr().err

@@ -110,6 +110,9 @@ def _run(args: argparse.Namespace) -> int:
         matches = [i for i, u in enumerate(split.log.user_ids) if str(u) == args.user]
         if not matches:
             raise DataError(f"user '{args.user}' is not in dataset '{split.log.name}' after preprocessing")
+        if not any(p.user == matches[0] for p in build_prompts(split, prompts)):
+            raise DataError(f"user '{args.user}' has no interactions in the '{args.history}' history of this split "
+                            f"(q={args.quantile}), so no profile")
         users = matches
     elif args.limit:
         users = [p.user for p in build_prompts(split, prompts)[: args.limit]]
@@ -124,7 +127,7 @@ def _run(args: argparse.Namespace) -> int:
             print(f"  failed ({count}): {reason}")
     elif args.command == "show":
         user = users[0]
-        prompt = next(p for p in build_prompts(split, prompts) if p.user == user)
+        prompt = next(p for p in build_prompts(split, prompts) if p.user == user)  # exists: checked above
         for chunk in prompt.chunks:
             print(chunk[-1]["content"])
         print("\nPROFILE:", profiles.texts.get(user) or f"(none: {profiles.missing.get(user)})")
