@@ -11,23 +11,13 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from scipy import stats
 
-
-@dataclass(frozen=True)
-class Comparison:
-    """Mean per-user difference a - b, its Wilcoxon p-value and the number of paired users."""
-
-    a: str
-    b: str
-    mean_difference: float
-    p_value: float
-    users: int
+from analysis.stats import paired_comparison
+from analysis.stats import user_means as seed_averaged
 
 
 def load_runs(folder: Path) -> dict[str, dict[int, tuple[dict, pd.DataFrame]]]:
@@ -49,17 +39,9 @@ def seed_summary(runs: dict[str, dict[int, tuple[dict, pd.DataFrame]]], metric: 
     return pd.DataFrame(rows).set_index("variant")
 
 
-def paired(a: pd.Series, b: pd.Series, a_name: str = "a", b_name: str = "b") -> Comparison:
-    """Wilcoxon signed-rank test on the users both series cover."""
-    x, y = a.align(b, join="inner")
-    differences = x - y
-    p_value = 1.0 if not differences.any() else float(stats.wilcoxon(x, y, zero_method="zsplit").pvalue)
-    return Comparison(a_name, b_name, float(differences.mean()), p_value, len(differences))
-
-
 def user_means(seeds: dict[int, tuple[dict, pd.DataFrame]], metric: str) -> pd.Series:
     """Per-user metric averaged over seeds."""
-    return pd.concat([table[metric] for _, table in seeds.values()], axis=1).mean(axis=1)
+    return seed_averaged([table[metric] for _, table in seeds.values()])
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -82,8 +64,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"\nper-user {args.metric} difference vs {args.base} (mean over seeds; Wilcoxon, uncorrected):")
         for label, seeds in runs.items():
             if label != args.base:
-                result = paired(user_means(seeds, args.metric), base, label, args.base)
-                print(f"  {label:28} {result.mean_difference:+.4f}  p={result.p_value:.3g}  (n={result.users})")
+                result = paired_comparison(user_means(seeds, args.metric), base)
+                print(f"  {label:28} {result.mean_difference:+.4f}  p={result.wilcoxon_p:.3g}  (n={result.users})")
     return 0
 
 

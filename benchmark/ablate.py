@@ -19,7 +19,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from analysis.compare import paired, user_means
+from analysis.compare import user_means
+from analysis.stats import paired_comparison
 from baselines.registry import MODELS
 from benchmark.data.errors import DataError
 from benchmark.run import SuiteRunner, add_common_arguments, options_from, print_table
@@ -77,10 +78,10 @@ def comparison(records: list[tuple[dict, pd.DataFrame]], method: str, control: s
         if method not in runs or control not in runs:
             continue
         seeds = {label: np.array([r["test"][metric] for r, _ in runs[label].values()]) for label in (method, control)}
-        test = paired(user_means(runs[method], metric), user_means(runs[control], metric), method, control)
+        test = paired_comparison(user_means(runs[method], metric), user_means(runs[control], metric))
         rows.append({"dataset": dataset, "target": target, f"{method}": f"{seeds[method].mean():.4f} ± {seeds[method].std():.4f}",
                      f"{control}": f"{seeds[control].mean():.4f} ± {seeds[control].std():.4f}",
-                     "difference": test.mean_difference, "wilcoxon_p": test.p_value, "users": test.users,
+                     "difference": test.mean_difference, "wilcoxon_p": test.wilcoxon_p, "users": test.users,
                      "seeds": len(seeds[method])})
     return pd.DataFrame(rows)
 
