@@ -55,10 +55,10 @@ def chance_purity(labels: np.ndarray) -> float:
 def semantics(split: Split, settings: ProfileSettings, cache_dir: Path | None) -> dict:
     """Embeddings of profiles and side information for users with both, their labels and the scores."""
     resources = ProfileResources(settings, cache_dir)
-    profiles, _ = generate_profiles(split, CacheOnly(resources.backend_id), resources.store, prompts=settings.prompts,
+    profiles, _ = generate_profiles(split, CacheOnly(settings.backend_id), resources.store, prompts=settings.prompts,
                                     params=settings.generation, generate=False, progress=False)
     if not profiles.texts:
-        raise DataError(f"no cached profiles for {split.log.name} under {resources.backend_id}: generate them first")
+        raise DataError(f"no cached profiles for {split.log.name} under {settings.backend_id}: generate them first")
     column = "genres" if "genres" in split.log.item_text else "category"
     dominant = {u: labels[0] for u, labels in top_labels(split, "fit", column, top=1).items()}
     side_texts = side_info_texts(split, settings.prompts)
@@ -76,7 +76,7 @@ def semantics(split: Split, settings: ProfileSettings, cache_dir: Path | None) -
     words = np.array([len(profiles.texts[u].split()) for u in sorted(profiles.texts)])
     resources.store.close()
     return {"spaces": spaces, "labels": labels, "scores": scores, "chance": chance_purity(labels), "words": words,
-            "users": len(users), "column": column, "generator": resources.backend_id, "encoder": settings.encoder}
+            "users": len(users), "column": column, "generator": settings.backend_id, "encoder": settings.encoder}
 
 
 def plot_umap(result: dict, title: str, path: Path, seed: int = 0) -> Path:

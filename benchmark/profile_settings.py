@@ -36,6 +36,16 @@ class ProfileSettings:
         """The decoding parameters."""
         return GenerationParams(max_new_tokens=self.max_new_tokens)
 
+    @property
+    def backend_id(self) -> str:
+        """The generator's identity (what cached profiles are keyed by) without loading it."""
+        return TransformersBackend.identity(source_for(self.generator, LLMS).label, self.generator_dtype)
+
+    @property
+    def identity(self) -> str:
+        """Generator and encoder identity: what a distilling run's targets come from (enters run keys)."""
+        return f"{self.backend_id}|{self.encoder}"
+
 
 @dataclass
 class ProfileResources:
@@ -52,12 +62,6 @@ class ProfileResources:
         os.environ.setdefault("HF_HUB_OFFLINE", "1")
         self.store = cache_store(self.cache_dir)
         self._encoder: SentenceEncoder | None = None
-
-    @property
-    def backend_id(self) -> str:
-        """The generator's identity (what cached profiles are keyed by) without loading it."""
-        source = source_for(self.settings.generator, LLMS)
-        return TransformersBackend.identity(source.label, self.settings.generator_dtype)
 
     def backend(self) -> Backend:
         """Load the generator (only needed when profiles are missing from the cache)."""

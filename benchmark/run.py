@@ -220,13 +220,9 @@ class SuiteRunner:
         """The run's full identity."""
         spec = MODELS[entry.name]
         settings = spec.profile_settings(params)
-        profiles = None
-        if settings is not None:
-            resources = ProfileResources(settings, self._cache_path)
-            profiles = f"{resources.backend_id}|{settings.encoder}"
-            resources.store.close()
         return RunSpec(self.suite.name, stage.dataset.label, stage.log.fingerprint, stage.config.as_dict(),
-                       asdict(self.suite.evaluation), entry.name, entry.display, spec.resolve(params), seed, profiles)
+                       asdict(self.suite.evaluation), entry.name, entry.display, spec.resolve(params), seed,
+                       settings.identity if settings is not None else None)
 
     def execute(self, stage: Stage, spec: RunSpec, tuning: dict[str, Any] | None) -> dict:
         """Fit, evaluate on test, and record one final run (the record file is written last)."""

@@ -46,7 +46,7 @@ def build_targets(split: Split, kind: TargetKind, resources: ProfileResources, s
 def llm_profile_targets(split: Split, resources: ProfileResources, *, progress: bool = True) -> UserEmbeddings:
     """LLM-profile embeddings; the generator is loaded only if some profile is not cached yet."""
     settings = resources.settings
-    cached, _ = generate_profiles(split, CacheOnly(resources.backend_id), resources.store, prompts=settings.prompts,
+    cached, _ = generate_profiles(split, CacheOnly(settings.backend_id), resources.store, prompts=settings.prompts,
                                   params=settings.generation, generate=False, progress=False)
     if any(reason == "not generated yet" for reason in cached.missing.values()):
         cached, _ = generate_profiles(split, resources.backend(), resources.store, prompts=settings.prompts,

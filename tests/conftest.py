@@ -73,6 +73,6 @@ def seed_profile_cache(split: Split, cache_dir: Path, settings: ProfileSettings 
     """Fill `cache_dir`'s profile store with canned profiles stored under the real generator's identity,
     so distilling models run without loading an LLM."""
     resources = ProfileResources(settings, cache_dir)
-    generate_profiles(split, CannedBackend(resources.backend_id), resources.store,
+    generate_profiles(split, CannedBackend(resources.settings.backend_id), resources.store,
                       prompts=resources.settings.prompts, params=resources.settings.generation, progress=False)
     resources.store.close()
