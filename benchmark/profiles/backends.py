@@ -93,15 +93,16 @@ class TransformersBackend:
 
         self.id = self.identity(model_id, dtype)
         self.batch_size = batch_size
-        self.tokenizer = AutoTokenizer.from_pretrained(model_dir, padding_side="left")
         if workers > 1:
             threads = max(1, torch.get_num_threads() // workers)
             self._pool: ProcessPoolExecutor | None = ProcessPoolExecutor(
                 workers, mp_context=get_context("spawn"), initializer=_load_worker_generator,
                 initargs=(str(model_dir), dtype, threads))
             self._local: _BatchGenerator | None = None
+            self.tokenizer = AutoTokenizer.from_pretrained(model_dir)  # only to sort prompts by length
         else:
             self._pool, self._local = None, _BatchGenerator(model_dir, dtype)
+            self.tokenizer = self._local.tokenizer
 
     @staticmethod
     def identity(model_id: str, dtype: str) -> str:
