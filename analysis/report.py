@@ -27,14 +27,15 @@ import numpy as np
 import pandas as pd
 from mlflow.tracking import MlflowClient
 
-from analysis.figures import suite_figures
-from analysis.stats import holm, mean_ci, paired_comparison, seed_test, user_means
+from analysis.figures import PRIMARY, suite_figures
+from analysis.stats import PairedResult, holm, mean_ci, paired_comparison, seed_test, user_means
 from benchmark.suite import load_suite
 from benchmark.tracking import default_tracking_uri
 
 METRICS = [f"{name}@{k}" for name in ("ndcg", "hr", "mrr") for k in (5, 10, 20)]
-PRIMARY = "ndcg@10"
 CONTROL_SUFFIXES = ("-shuffled", "-random", "-side_info", "-side_info_mean")
+COMPARISON_COLUMNS = ["model", "reference", "kind", "metric", *PairedResult.__dataclass_fields__, "seed_t_test_p",
+                      "relative_gain"]
 
 
 @dataclass(frozen=True)
@@ -124,9 +125,8 @@ def table_rows(runs: list[FinalRun], order: list[str]) -> tuple[pd.DataFrame, pd
                                     **result.as_dict(), "seed_t_test_p": seed_p,
                                     "relative_gain": result.mean_difference / summary.loc[reference, metric]
                                     if summary.loc[reference, metric] else float("nan")})
-    compared = pd.DataFrame(comparisons)
-    if not compared.empty:
-        compared["wilcoxon_p_holm"] = holm(compared["wilcoxon_p"].to_numpy())
+    compared = pd.DataFrame(comparisons, columns=COMPARISON_COLUMNS)
+    compared["wilcoxon_p_holm"] = holm(compared["wilcoxon_p"].to_numpy())
     return summary, compared
 
 
@@ -141,14 +141,14 @@ def _mark(p: float) -> str:
 def leaderboard_markdown(summary: pd.DataFrame, compared: pd.DataFrame) -> str:
     """The main table: every metric (mean, significance vs base), then the NDCG@10 detail."""
     metrics = [m for m in METRICS if m in summary.columns]
-    base_tests = compared[compared["kind"] == "base"].set_index(["model", "metric"]) if not compared.empty else None
-    lines = ["| model | seeds | " + " | ".join(m.upper().replace("@", "@") for m in metrics) + " |",
+    base_tests = compared[compared["kind"] == "base"].set_index(["model", "metric"])
+    lines = ["| model | seeds | " + " | ".join(m.upper() for m in metrics) + " |",
              "|---|---|" + "---|" * len(metrics)]
     for label, row in summary.iterrows():
         cells = []
         for metric in metrics:
             mark = ""
-            if base_tests is not None and (label, metric) in base_tests.index:
+            if (label, metric) in base_tests.index:
                 mark = _mark(base_tests.loc[(label, metric), "wilcoxon_p_holm"])
             cells.append(f"{row[metric]:.4f}{mark}")
         lines.append(f"| {label} | {int(row['seeds'])} | " + " | ".join(cells) + " |")
@@ -160,10 +160,10 @@ def leaderboard_markdown(summary: pd.DataFrame, compared: pd.DataFrame) -> str:
     for label, row in summary.iterrows():
         head = (f"| {label} | {row[PRIMARY]:.4f} [{row[f'{PRIMARY} ci_low']:.4f}, {row[f'{PRIMARY} ci_high']:.4f}] "
                 f"| {row[f'{PRIMARY} seed_std']:.4f} ")
-        tests = compared[(compared["model"] == label) & (compared["metric"] == PRIMARY)] if not compared.empty else []
-        if len(tests) == 0:
+        tests = compared[(compared["model"] == label) & (compared["metric"] == PRIMARY)]
+        if tests.empty:
             detail.append(head + "| | | | | | | |")
-        for _, test in (tests.iterrows() if len(tests) else []):
+        for _, test in tests.iterrows():
             detail.append(head + f"| {test['reference']} | {test['mean_difference']:+.4f} "
                                  f"[{test['ci_low']:+.4f}, {test['ci_high']:+.4f}] | {test['relative_gain']:+.1%} "
                                  f"| {test['effect_size']:+.2f} | {test['wilcoxon_p_holm']:.3g}{_mark(test['wilcoxon_p_holm'])} "
@@ -211,8 +211,8 @@ def write_report(runs: list[FinalRun], suite: str, output: Path, order: list[str
     long_rows, latex = [], []
     for (dataset, split), (summary, compared) in tables.items():
         markdown += [f"## {dataset} ({split})", "", leaderboard_markdown(summary, compared), ""]
-        controls = compared[compared["kind"] == "method"] if not compared.empty else compared
-        if len(controls):
+        controls = compared[compared["kind"] == "method"]
+        if not controls.empty:
             markdown += [f"Distilled model vs its controls ({PRIMARY}; positive Δ = the LLM profiles help):", "",
                          "| control | method | Δ method − control [95% CI] | p (Holm) |", "|---|---|---|---|"]
             for _, test in controls[controls["metric"] == PRIMARY].iterrows():
