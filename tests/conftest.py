@@ -28,6 +28,18 @@ def mirror() -> Path:
     return MIRROR
 
 
+def suite_error(folder: Path, text: str) -> str:
+    """The error message of loading the suite YAML `text` (it must fail with a DataError)."""
+    from benchmark.data.errors import DataError
+    from benchmark.suite import load_suite
+
+    bad = folder / "bad.yaml"
+    bad.write_text(text)
+    with pytest.raises(DataError) as error:
+        load_suite(bad)
+    return str(error.value)
+
+
 def make_log(frame: pd.DataFrame, name: str = "synthetic") -> Interactions:
     """An Interactions log from a (user, item, timestamp) frame, ordered like the real pipeline."""
     frame = frame.reset_index(drop=True).rename_axis("row").reset_index()

@@ -12,6 +12,7 @@ from benchmark.data.errors import DataError
 from benchmark.run import main as run_cli
 from benchmark.run import parse_only
 from benchmark.suite import load_suite
+from tests.conftest import suite_error
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -22,12 +23,8 @@ def test_shipped_suites_validate():
 
 
 def test_suite_errors_name_the_key(tmp_path):
-    bad = tmp_path / "bad.yaml"
-    bad.write_text("name: x\ndatasets: [{name: ml-100k}]\nsplits: [{quantile: 0.9, target: middle}]\n"
-                   "models: [{name: sasrec-9000}]\n")
-    with pytest.raises(DataError) as error:
-        load_suite(bad)
-    message = str(error.value)
+    message = suite_error(tmp_path, "name: x\ndatasets: [{name: ml-100k}]\nsplits: [{quantile: 0.9, target: middle}]\n"
+                                    "models: [{name: sasrec-9000}]\n")
     assert "splits.0.target" in message and "'middle'" in message
     assert "models.0.name" in message and "sasrec-9000" in message
     with pytest.raises(DataError, match="shipped suites"):
@@ -87,13 +84,10 @@ def test_readme_test_command_is_what_ci_runs():
 
 
 def test_bad_model_params_fail_at_load(tmp_path):
-    bad = tmp_path / "bad.yaml"
-    bad.write_text("name: x\ndatasets: [{name: ml-100k}]\nsplits: [{}]\n"
-                   "models: [{name: sasrec, params: {dimm: 64}}, {name: sasrec, label: s2, params: {seed: 3}}]\n")
-    with pytest.raises(DataError) as error:
-        load_suite(bad)
-    assert "models.0" in str(error.value) and "dimm" in str(error.value)
-    assert "models.1" in str(error.value) and "seed" in str(error.value)
+    message = suite_error(tmp_path, "name: x\ndatasets: [{name: ml-100k}]\nsplits: [{}]\n"
+                          "models: [{name: sasrec, params: {dimm: 64}}, {name: sasrec, label: s2, params: {seed: 3}}]\n")
+    assert "models.0" in message and "dimm" in message
+    assert "models.1" in message and "seed" in message
 
 
 def test_run_key_covers_defaults_not_labels():
