@@ -146,6 +146,10 @@ class SuiteRunner:
             for config in self.suite.splits_of(entry):
                 yield Stage(entry, log, config, config.apply(log))
 
+    def study_of(self, stage: Stage, entry: ModelEntry) -> str:
+        """The name of the entry's Optuna study on this dataset and split."""
+        return study_name(self.suite.name, stage.dataset.label, stage.config, entry.display)
+
     # -- phases --------------------------------------------------------------------------------------
 
     def ensure_profiles(self, stage: Stage) -> None:
@@ -159,7 +163,7 @@ class SuiteRunner:
 
     def tune(self, stage: Stage, entry: ModelEntry) -> None:
         """Fill the entry's study up to the budget."""
-        name = study_name(self.suite.name, stage.dataset.label, stage.config, entry.display)
+        name = self.study_of(stage, entry)
         study = open_study(name, self.storage, self.suite.tuning, self.options.worker)
         base, _ = self.base_params(stage, entry)
         tags = self._tags(stage, entry.name)
@@ -205,7 +209,7 @@ class SuiteRunner:
         params, tuning = self.base_params(stage, entry, tuned_only=tuned_only)
         if not entry.search:
             return params, tuning
-        name = study_name(self.suite.name, stage.dataset.label, stage.config, entry.display)
+        name = self.study_of(stage, entry)
         try:
             study = load_study(name, self.storage)
             tuned, best = best_params(study)
@@ -258,7 +262,7 @@ class SuiteRunner:
             self._status(f"{stage.dataset.label}: profiles")
             self.ensure_profiles(stage)
             for entry in self.tuned(stage.dataset.label):
-                study = study_name(self.suite.name, stage.dataset.label, stage.config, entry.display)
+                study = self.study_of(stage, entry)
                 self.bar.update(min(self._finished(study), self.suite.tuning.trials))
                 self.tune(stage, entry)
             for entry in self.finals(stage.dataset.label):
@@ -288,7 +292,7 @@ class SuiteRunner:
                 self.ensure_profiles(stage)
             for entry in tuned:
                 self.tune(stage, entry)
-                name = study_name(self.suite.name, stage.dataset.label, stage.config, entry.display)
+                name = self.study_of(stage, entry)
                 study = load_study(name, self.storage)
                 params, best = best_params(study)
                 rows.append({"study": name, "trials": finished_trials(study), "best_trial": best.number,
@@ -300,7 +304,7 @@ class SuiteRunner:
         rows = []
         for stage in self.stages():
             for entry in self.tuned(stage.dataset.label):
-                study = study_name(self.suite.name, stage.dataset.label, stage.config, entry.display)
+                study = self.study_of(stage, entry)
                 done = self._finished(study)
                 rows.append({"dataset": stage.dataset.label, "target": stage.config.target, "model": entry.display,
                              "seed": "-", "what": f"tuning {study}",
