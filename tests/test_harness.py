@@ -165,18 +165,24 @@ def test_suite_tunes_then_runs_finals_with_the_best_parameters_and_mlflow_shows_
     results = tmp_path / "results"
     readme = tmp_path / "README.md"
     readme.write_text("# x\n<!-- leaderboard:tiny -->\nstale\n<!-- /leaderboard:tiny -->\nafter\n")
+    results.mkdir()
+    (results / "leaderboard-full.md").write_text("# Leaderboard: suite `full`\n\nheadline table\n")
     assert report_cli(["--suite", "tiny", "--cache-dir", str(cache), "--output", str(results),
                        "--readme", str(readme)]) == 0
-    table = pd.read_csv(results / "leaderboard.csv").set_index(["model", "metric"])
+    table = pd.read_csv(results / "leaderboard-tiny.csv").set_index(["model", "metric"])
     sasrec = [pd.read_csv(tmp_path / "runs" / "ml-100k" / r["per_user"], index_col=0)["ndcg@10"]
               for r in runs if r["config"]["label"] == "sasrec"]
     expected = pd.concat(sasrec, axis=1).mean(axis=1).mean()
     assert table.loc[("sasrec", "ndcg@10"), "mean"] == pytest.approx(expected, abs=1e-12)
-    markdown = (results / "leaderboard.md").read_text()
+    markdown = (results / "leaderboard-tiny.md").read_text()
     assert f"{expected:.4f}" in markdown and "## Protocol" in markdown and "cores" in markdown
+    index = (results / "leaderboard.md").read_text()  # every suite in the folder, the headline suite first
+    assert index.index("## Leaderboard: suite `full`") < index.index("## Leaderboard: suite `tiny`")
+    assert "### Protocol" in index and f"{expected:.4f}" in index
+    assert (results / "comparisons-tiny-ml-100k.csv").exists()
     embedded = readme.read_text()
     assert "stale" not in embedded and "| sasrec | 2 | " in embedded and embedded.endswith("after\n")
-    assert (results / "leaderboard.tex").read_text().count("\\begin{tabular}") == 1
+    assert (results / "leaderboard-tiny.tex").read_text().count("\\begin{tabular}") == 1
     figures = sorted(p.name for p in (results / "figures").glob("*.png"))
     assert figures == ["tiny-gains.png", "tiny-optuna-history.png", "tiny-training-curves.png"]
 
