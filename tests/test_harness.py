@@ -176,6 +176,7 @@ def test_suite_tunes_then_runs_finals_with_the_best_parameters_and_mlflow_shows_
     assert table.loc[("sasrec", "ndcg@10"), "mean"] == pytest.approx(expected, abs=1e-12)
     markdown = (results / "leaderboard-tiny.md").read_text()
     assert f"{expected:.4f}" in markdown and "## Protocol" in markdown and "cores" in markdown
+    assert re.search(r"tuning \d+\.\d h \(3 trials\)", markdown)  # the sasrec study; sasrec-kd is not tuned
     index = (results / "leaderboard.md").read_text()  # every suite in the folder, the headline suite first
     assert index.index("## Leaderboard: suite `full`") < index.index("## Leaderboard: suite `tiny`")
     assert "### Protocol" in index and f"{expected:.4f}" in index
