@@ -60,7 +60,7 @@ def curves_figure(runs: Sequence[FinalRun], path: Path, pairs: Sequence[tuple[st
               if {pair[0], pair[1]} <= {r.label for r in runs if r.group == group}]
     if not panels:
         return None
-    figure, axes = plt.subplots(1, len(panels), figsize=(5 * len(panels), 3.6), squeeze=False)
+    figure, axes = plt.subplots(1, len(panels), figsize=(max(5 * len(panels), 7.5), 3.6), squeeze=False)
     for axis, ((dataset, _), pair) in zip(axes[0], panels):
         for label, colour in zip(pair, ("tab:blue", "tab:red")):
             for index, run in enumerate(r for r in runs if r.group == (dataset, _) and r.label == label):

@@ -11,7 +11,7 @@ first. Nothing is typed by hand: every cell is computed here from the stored per
 A cell is the mean over test users of each user's metric averaged over seeds, with a bootstrap 95%
 CI over users. Each variant is compared with its base model (the plain backbone it extends; the
 popularity baselines have none), and the distilled model with each of its controls, by paired
-per-user tests; the marks use Holm–Bonferroni adjusted Wilcoxon p-values across all comparisons of
+per-user tests over the seeds both sides finished; the marks use Holm–Bonferroni adjusted Wilcoxon p-values across all comparisons of
 the table (* p < 0.05, ** p < 0.01).
 """
 
@@ -36,7 +36,7 @@ from benchmark.tracking import default_tracking_uri
 HEADLINE_SUITE = "full"
 METRICS = [f"{name}@{k}" for name in ("ndcg", "hr", "mrr") for k in (5, 10, 20)]
 CONTROL_SUFFIXES = ("-shuffled", "-random", "-side_info", "-side_info_mean")
-COMPARISON_COLUMNS = ["model", "reference", "kind", "metric", *PairedResult.__dataclass_fields__, "seed_t_test_p",
+COMPARISON_COLUMNS = ["model", "reference", "kind", "metric", "seeds", *PairedResult.__dataclass_fields__, "seed_t_test_p",
                       "relative_gain"]
 
 
@@ -128,14 +128,15 @@ def table_rows(runs: list[FinalRun], order: list[str]) -> tuple[pd.DataFrame, pd
         for kind, reference in references:
             if reference is None:
                 continue
+            mine, theirs = paired_seeds(by_label[label], by_label[reference])
             for metric in metrics:
-                result = paired_comparison(means[label][metric], means[reference][metric])
-                seed_p = seed_test([r.record["test"][metric] for r in sorted(by_label[label], key=_seed)],
-                                   [r.record["test"][metric] for r in sorted(by_label[reference], key=_seed)])
+                theirs_mean = user_means([r.per_user[metric] for r in theirs])
+                result = paired_comparison(user_means([r.per_user[metric] for r in mine]), theirs_mean)
+                seed_p = seed_test([r.record["test"][metric] for r in mine], [r.record["test"][metric] for r in theirs])
                 comparisons.append({"model": label, "reference": reference, "kind": kind, "metric": metric,
-                                    **result.as_dict(), "seed_t_test_p": seed_p,
-                                    "relative_gain": result.mean_difference / summary.loc[reference, metric]
-                                    if summary.loc[reference, metric] else float("nan")})
+                                    "seeds": len(mine), **result.as_dict(), "seed_t_test_p": seed_p,
+                                    "relative_gain": result.mean_difference / theirs_mean.mean()
+                                    if theirs_mean.mean() else float("nan")})
     compared = pd.DataFrame(comparisons, columns=COMPARISON_COLUMNS)
     compared["wilcoxon_p_holm"] = holm(compared["wilcoxon_p"].to_numpy())
     return summary, compared
@@ -143,6 +144,14 @@ def table_rows(runs: list[FinalRun], order: list[str]) -> tuple[pd.DataFrame, pd
 
 def _seed(run: FinalRun) -> int:
     return int(run.record["config"]["seed"])
+
+
+def paired_seeds(runs: list[FinalRun], references: list[FinalRun]) -> tuple[list[FinalRun], list[FinalRun]]:
+    """The runs of both sides restricted to the seeds both have, in seed order: a comparison pairs a
+    variant's seed s with its reference's seed s (and an unfinished seed drops out of both sides)."""
+    common = {_seed(r) for r in runs} & {_seed(r) for r in references}
+    return ([r for r in sorted(runs, key=_seed) if _seed(r) in common],
+            [r for r in sorted(references, key=_seed) if _seed(r) in common])
 
 
 def _mark(p: float) -> str:
@@ -175,7 +184,9 @@ def leaderboard_markdown(summary: pd.DataFrame, compared: pd.DataFrame) -> str:
         if tests.empty:
             detail.append(head + "| | | | | | | |")
         for _, test in tests.iterrows():
-            detail.append(head + f"| {test['reference']} | {test['mean_difference']:+.4f} "
+            fewer = test["seeds"] < max(row["seeds"], summary.loc[test["reference"], "seeds"])
+            paired = f" ({test['seeds']} paired seeds)" if fewer else ""
+            detail.append(head + f"| {test['reference']}{paired} | {test['mean_difference']:+.4f} "
                                  f"[{test['ci_low']:+.4f}, {test['ci_high']:+.4f}] | {test['relative_gain']:+.1%} "
                                  f"| {test['effect_size']:+.2f} | {test['wilcoxon_p_holm']:.3g}{_mark(test['wilcoxon_p_holm'])} "
                                  f"| {test['t_test_p']:.3g} | {test['seed_t_test_p']:.3g} |")

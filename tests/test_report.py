@@ -1,0 +1,38 @@
+"""The leaderboard's comparisons pair seeds: a variant with an unfinished seed is compared with its
+base on the seeds both have, never with a base averaged over more seeds."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from analysis.report import FinalRun, leaderboard_markdown, table_rows
+
+USERS = 200
+
+
+def final_run(label: str, seed: int, scores: np.ndarray) -> FinalRun:
+    """A recorded run whose per-user NDCG@10 is `scores` (other metrics left out)."""
+    split = {"quantile": 0.9, "target": "last", "validation": "by_time"}
+    record = {"config": {"label": label, "model": label, "seed": seed, "dataset": "synthetic", "split": split},
+              "test": {"ndcg@10": float(scores.mean())}}
+    return FinalRun(record, pd.DataFrame({"ndcg@10": scores}, index=pd.RangeIndex(USERS, name="user")))
+
+
+def test_a_variant_missing_a_seed_is_compared_on_the_seeds_both_have():
+    rng = np.random.default_rng(0)
+    base = {seed: rng.uniform(0, 0.2, USERS) for seed in range(3)}
+    # seed 2 of the base is far better than the others; the variant has only seeds 0 and 1, each
+    # exactly 0.01 above the base's run with the same seed.
+    base[2] += 0.5
+    runs = [final_run("sasrec", seed, scores) for seed, scores in base.items()]
+    runs += [final_run("sasrec-kd", seed, base[seed] + 0.01) for seed in (0, 1)]
+    summary, compared = table_rows(runs, ["sasrec", "sasrec-kd"])
+    test = compared[(compared["model"] == "sasrec-kd") & (compared["metric"] == "ndcg@10")].iloc[0]
+    assert test["seeds"] == 2
+    assert test["mean_difference"] == pytest.approx(0.01, abs=1e-12)
+    assert test["ci_low"] == pytest.approx(0.01, abs=1e-9) and test["ci_high"] == pytest.approx(0.01, abs=1e-9)
+    assert test["relative_gain"] == pytest.approx(0.01 / np.mean([base[0], base[1]]), rel=1e-9)
+    assert summary.loc["sasrec", "seeds"] == 3 and summary.loc["sasrec-kd", "seeds"] == 2
+    assert "| sasrec (2 paired seeds) | +0.0100" in leaderboard_markdown(summary, compared)
