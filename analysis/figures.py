@@ -21,12 +21,16 @@ if TYPE_CHECKING:
 PRIMARY = "ndcg@10"
 
 
-def gains_figure(tables: dict[tuple[str, str], tuple[pd.DataFrame, pd.DataFrame]], path: Path) -> Path:
-    """NDCG@10 difference of every variant to its base model (and of the method to each control), 95% CIs."""
+def gains_figure(tables: dict[tuple[str, str], tuple[pd.DataFrame, pd.DataFrame]], path: Path) -> Path | None:
+    """NDCG@10 difference of every variant to its base model (and of the method to each control), 95% CIs;
+    None (no file) while no table has a comparison."""
     panels = [(group, compared[compared["metric"] == PRIMARY]) for group, (_, compared) in tables.items()
               if not compared.empty]
-    rows = max((len(c) for _, c in panels), default=1)
-    figure, axes = plt.subplots(1, max(len(panels), 1), figsize=(6.5 * max(len(panels), 1), max(3.0, 1.6 + 0.45 * rows)),
+    if not panels:
+        path.unlink(missing_ok=True)
+        return None
+    rows = max(len(c) for _, c in panels)
+    figure, axes = plt.subplots(1, len(panels), figsize=(6.5 * len(panels), max(3.0, 1.6 + 0.45 * rows)),
                                 squeeze=False)
     for axis, ((dataset, split), compared) in zip(axes[0], panels):
         labels = [f"{row.model} − {row.reference}" for row in compared.itertuples()]

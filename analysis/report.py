@@ -219,7 +219,8 @@ def protocol(runs: list[FinalRun], suite: str, tuning: tuple[int, float]) -> lis
         "controls and LLMEmb reuse the tuned settings of the model they control for.",
         "- Profiles (generator | encoder): " + ("; ".join(profiles) if profiles else "none") + ".",
         "- Hardware: " + ("; ".join(hosts) if hosts else "not recorded") + f"; final runs took {hours:.1f} h "
-        f"of wall time (fit + evaluation), tuning {tuning[1]:.1f} h ({tuning[0]} trials).",
+        "of wall time (fit + evaluation), " + (f"tuning {tuning[1]:.1f} h ({tuning[0]} trials)." if tuning[0]
+                                                 else "no tuning."),
     ]
 
 

@@ -7,6 +7,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from analysis.figures import gains_figure
 from analysis.report import FinalRun, leaderboard_markdown, table_rows
 
 USERS = 200
@@ -36,3 +37,11 @@ def test_a_variant_missing_a_seed_is_compared_on_the_seeds_both_have():
     assert test["relative_gain"] == pytest.approx(0.01 / np.mean([base[0], base[1]]), rel=1e-9)
     assert summary.loc["sasrec", "seeds"] == 3 and summary.loc["sasrec-kd", "seeds"] == 2
     assert "| sasrec (2 paired seeds) | +0.0100" in leaderboard_markdown(summary, compared)
+
+
+def test_no_gains_figure_while_nothing_is_compared(tmp_path):
+    runs = [final_run("sasrec", 0, np.full(USERS, 0.1))]
+    path = tmp_path / "gains.png"
+    path.write_bytes(b"stale")
+    assert gains_figure({("synthetic", "split"): table_rows(runs, ["sasrec"])}, path) is None
+    assert not path.exists()
