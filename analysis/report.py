@@ -11,8 +11,8 @@ first. Nothing is typed by hand: every cell is computed here from the stored per
 A cell is the mean over test users of each user's metric averaged over seeds, with a bootstrap 95%
 CI over users. Each variant is compared with its base model (the plain backbone it extends; the
 popularity baselines have none), and the distilled model with each of its controls, by paired
-per-user tests over the seeds both sides finished; the marks use Holm–Bonferroni adjusted Wilcoxon p-values across all comparisons of
-the table (* p < 0.05, ** p < 0.01).
+per-user tests over the seeds both sides finished; the marks use Holm–Bonferroni adjusted Wilcoxon
+p-values across all comparisons of the table (* p < 0.05, ** p < 0.01).
 """
 
 from __future__ import annotations
