@@ -61,13 +61,16 @@ class FinalRun:
 
 
 def load_final_runs(tracking_uri: str, suite: str) -> list[FinalRun]:
-    """Every final run of the suite's experiment, with its artifacts."""
+    """The latest final run of each (dataset, split, label, seed) in the suite's experiment, with its
+    artifacts: a run whose key changed (a new model setting, a new code version) supersedes the older
+    record of the same entry instead of being counted twice."""
     client = MlflowClient(tracking_uri)
     experiment = client.get_experiment_by_name(suite)
     if experiment is None:
         raise ValueError(f"no MLflow experiment '{suite}' at {tracking_uri}: run the suite first")
-    runs = client.search_runs([experiment.experiment_id], "tags.kind = 'final'", max_results=10000)
-    loaded = []
+    runs = client.search_runs([experiment.experiment_id], "tags.kind = 'final'", max_results=10000,
+                              order_by=["attributes.start_time ASC"])
+    latest: dict[tuple, FinalRun] = {}
     with tempfile.TemporaryDirectory() as folder:
         for run in runs:
             target = Path(folder) / run.info.run_id
@@ -75,8 +78,12 @@ def load_final_runs(tracking_uri: str, suite: str) -> list[FinalRun]:
             record = json.loads(Path(client.download_artifacts(run.info.run_id, "record.json", str(target))).read_text())
             per_user = pd.read_parquet(client.download_artifacts(run.info.run_id, "per_user_test_metrics.parquet",
                                                                  str(target)))
-            loaded.append(FinalRun(record, per_user))
-    return loaded
+            final = FinalRun(record, per_user)
+            latest[(*final.group, final.label, record["config"]["seed"])] = final
+    if len(latest) < len(runs):
+        print(f"{len(runs) - len(latest)} final run(s) superseded by a later run of the same dataset, split, "
+              "model label and seed: left out", file=sys.stderr)
+    return list(latest.values())
 
 
 def tuning_effort(tracking_uri: str, suite: str, studies: set[str]) -> tuple[int, float]:

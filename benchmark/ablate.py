@@ -5,7 +5,7 @@ Controls that swap the distillation target (same loss, same settings, different 
 `side_info` (encoded non-LLM user text), `side_info_mean` (mean of item-text embeddings), `shuffled`
 (LLM profiles of other users), `random` (random vectors). Controls that change one setting of the
 method: `no_beta` (no loss balancing), `no_finetune` (distil during every epoch), `layer`,
-`aggregation`, `distance` (`--value` picks the setting; defaults below). The runs are ordinary runs
+`aggregation`, `distance`, `projection` (`--value` picks the setting; defaults below). The runs are ordinary runs
 of the suite (same records, studies and MLflow experiment), so the method's runs are reused.
 """
 
@@ -32,6 +32,7 @@ SETTING_CONTROLS: dict[str, tuple[str, Any]] = {  # control -> (parameter, defau
     "layer": ("layer", 1),
     "aggregation": ("aggregation", "attention"),
     "distance": ("distance", "cosine"),
+    "projection": ("projection", "hidden"),
 }
 CONTROLS = (*TARGET_CONTROLS, *SETTING_CONTROLS, "no_finetune")
 
@@ -93,7 +94,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--control", required=True, help=f"one of: {', '.join(CONTROLS)}")
     parser.add_argument("--suite", default="quick", help="suite whose datasets, splits, seeds and tuning are used")
     parser.add_argument("--method", default="sasrec-kd", help="the distilled model entry (label) to ablate")
-    parser.add_argument("--value", help="the control's setting (layer, aggregation, distance)")
+    parser.add_argument("--value", help="the control's setting (layer, aggregation, distance, projection)")
     parser.add_argument("--metric", default="ndcg@10")
     add_common_arguments(parser)
     args = parser.parse_args(argv)

@@ -9,7 +9,11 @@ from 1; -1 for the final representation after the last layer norm) are aggregate
 - `attention`: softmax(w^T h_t + b) weights (w, b trained alongside, discarded afterwards).
 
 L_distil = D(H(u), P(e_u)) with e_u the user's profile embedding, P a training-only linear projection
-from the profile dimension to the model dimension, D in {mse, rmse, cosine (1 - cos)}. The loss is
+from the profile dimension to the model dimension (`projection: profile`, as in the reference code),
+or L_distil = D(P(H(u)), e_u) with P from the model dimension to the profile dimension (`projection:
+hidden`); D in {mse, rmse, cosine (1 - cos)}. With `profile` both sides of D are trained, so D has a
+minimum that ignores the profiles: P maps every profile to one vector and every H(u) equals it. With
+`hidden` the target e_u is fixed, and H(u) alike for all users leaves D at the profiles' spread. The loss is
 L = alpha * beta * L_distil + (1 - alpha) * L_rec with beta = stopgrad(L_rec / L_distil) (or 1), while
 epoch < distil_epochs; afterwards L = L_rec (fine-tuning). Users without a profile contribute no
 distillation loss. The backbone class is untouched: P and the attention pooling live in this objective,
@@ -39,6 +43,7 @@ class DistillConfig:
     aggregation: Literal["mean", "exp", "attention"] = "mean"
     gamma: float = 0.1
     distance: Literal["mse", "rmse", "cosine"] = "mse"
+    projection: Literal["profile", "hidden"] = "profile"
     alpha: float = 0.4
     use_beta: bool = True
     distil_epochs: int = 12
@@ -48,6 +53,8 @@ class DistillConfig:
             raise ValueError(f"distill: aggregation must be mean, exp or attention, got {self.aggregation!r}")
         if self.distance not in ("mse", "rmse", "cosine"):
             raise ValueError(f"distill: distance must be mse, rmse or cosine, got {self.distance!r}")
+        if self.projection not in ("profile", "hidden"):
+            raise ValueError(f"distill: projection must be profile or hidden, got {self.projection!r}")
         if self.layer == 0 or self.layer < -1:
             raise ValueError(f"distill: layer must be a block number (1, 2, ...) or -1 (final), got {self.layer}")
         if not 0.0 <= self.alpha <= 1.0 or self.distil_epochs < 0:
@@ -84,7 +91,9 @@ class DistillationObjective(Objective):
         super().__init__()
         self.config = config
         self.final_phase_start = config.distil_epochs
-        self.projection = nn.Linear(targets.shape[1], model_dim)
+        profile_dim = targets.shape[1]
+        self.projection = (nn.Linear(profile_dim, model_dim) if config.projection == "profile"
+                           else nn.Linear(model_dim, profile_dim))
         self.scorer = nn.Linear(model_dim, 1) if config.aggregation == "attention" else None
         self.register_buffer("targets", torch.as_tensor(targets, dtype=torch.float32), persistent=False)
         self.register_buffer("has_target", torch.as_tensor(has_target, dtype=torch.bool), persistent=False)
@@ -105,9 +114,14 @@ class DistillationObjective(Objective):
         chosen = states[-1] if self.config.layer == -1 else states[self.config.layer - 1]
         pooled = aggregate(chosen[with_target].float(), real, self.config.aggregation,
                            self.config.gamma, self.scorer)
-        projected = self.projection(self.targets[batch.users[with_target]])
-        distil = distance(pooled, projected, self.config.distance)
+        distil = self.distil_loss(pooled, self.targets[batch.users[with_target]])
         beta = (rec / distil).detach() if self.config.use_beta else 1.0
         loss = self.config.alpha * beta * distil + (1 - self.config.alpha) * rec
         return loss, {"loss": float(loss.detach()), "rec_loss": float(rec.detach()),
                       "distil_loss": float(distil.detach())}
+
+    def distil_loss(self, pooled: torch.Tensor, profiles: torch.Tensor) -> torch.Tensor:
+        """D between pooled states [B, d] and profile embeddings [B, p], through P on the configured side."""
+        if self.config.projection == "profile":
+            return distance(pooled, self.projection(profiles), self.config.distance)
+        return distance(self.projection(pooled), profiles, self.config.distance)

@@ -99,3 +99,47 @@ def test_training_aligns_then_fine_tunes_and_exports_a_plain_backbone():
     inputs = data.sequences[:4, 1:]
     plain.load_state_dict(model.state_dict())
     assert torch.equal(model.eval()(inputs), plain.eval()(inputs))
+
+
+def test_profile_side_projection_has_a_minimum_that_ignores_the_profiles():
+    """With P on the profile side, D = 0 for states alike across users (P = 0, H = 0); with P on the
+    hidden side, states alike across users cannot get D below the profiles' spread, whatever P is."""
+    profiles = torch.as_tensor(small_setup()[1])
+    alike = torch.zeros(len(profiles), 16)
+    spread = ((profiles - profiles.mean(0)) ** 2).mean().item()
+    on_profiles = DistillationObjective(16, profiles.numpy(), np.ones(len(profiles), bool), DistillConfig())
+    torch.nn.init.zeros_(on_profiles.projection.weight)
+    torch.nn.init.zeros_(on_profiles.projection.bias)
+    assert on_profiles.distil_loss(alike, profiles).item() == 0.0
+    on_states = DistillationObjective(16, profiles.numpy(), np.ones(len(profiles), bool),
+                                      DistillConfig(projection="hidden"))
+    assert on_states.projection.weight.shape == (profiles.shape[1], 16)
+    for bias in (torch.zeros(profiles.shape[1]), profiles.mean(0), torch.randn(profiles.shape[1])):
+        on_states.projection.bias.data = bias
+        assert on_states.distil_loss(alike + torch.randn(16), profiles).item() >= spread - 1e-6
+
+
+def test_loss_ratio_weight_drives_profile_side_projection_to_the_trivial_minimum():
+    """The failure seen on ML-1M, at toy scale: with beta and P on the profile side, D falls towards 0
+    while the next-item loss climbs above log(n_items) (worse than uniform); with P on the hidden
+    side, D stays at the profiles' spread and the next-item loss falls."""
+    n_users, n_items = 256, 200
+    rng = np.random.default_rng(0)
+    starts = rng.integers(1, n_items - 20, n_users)
+    data = TrainingData(torch.arange(n_users), torch.as_tensor(starts[:, None] + np.arange(21)))
+    profiles = rng.normal(size=(n_users, 32)).astype(np.float32)
+    profiles /= np.linalg.norm(profiles, axis=1, keepdims=True)
+    spread = float(((profiles - profiles.mean(0)) ** 2).mean())
+    histories = {}
+    for projection in ("profile", "hidden"):
+        torch.manual_seed(0)
+        model = SASRec(n_items, SASRecConfig(dim=16, blocks=2, heads=2, max_len=20, dropout=0.0))
+        objective = DistillationObjective(16, profiles, np.ones(n_users, bool),
+                                          DistillConfig(alpha=0.4, distil_epochs=5, projection=projection))
+        histories[projection] = train(model, data, lambda m: {"ndcg@10": 0.0},
+                                      TrainConfig(max_epochs=5, patience=100, batch_size=32, lr=0.001),
+                                      objective=objective, progress=False).history
+    collapsed, kept = histories["profile"], histories["hidden"]
+    assert collapsed[-1]["train_distil_loss"] < collapsed[0]["train_distil_loss"] / 4
+    assert collapsed[-1]["train_rec_loss"] > np.log(n_items) > kept[-1]["train_rec_loss"]
+    assert min(row["train_distil_loss"] for row in kept) > 0.9 * spread

@@ -1,5 +1,6 @@
 """The leaderboard's comparisons pair seeds: a variant with an unfinished seed is compared with its
-base on the seeds both have, never with a base averaged over more seeds."""
+base on the seeds both have, never with a base averaged over more seeds. A rerun of the same entry
+under a new key replaces the older record instead of being counted twice."""
 
 from __future__ import annotations
 
@@ -8,7 +9,8 @@ import pandas as pd
 import pytest
 
 from analysis.figures import gains_figure
-from analysis.report import FinalRun, leaderboard_markdown, table_rows
+from analysis.report import FinalRun, leaderboard_markdown, load_final_runs, table_rows
+from benchmark.tracking import Tracker
 
 USERS = 200
 
@@ -16,8 +18,9 @@ USERS = 200
 def final_run(label: str, seed: int, scores: np.ndarray) -> FinalRun:
     """A recorded run whose per-user NDCG@10 is `scores` (other metrics left out)."""
     split = {"quantile": 0.9, "target": "last", "validation": "by_time"}
-    record = {"config": {"label": label, "model": label, "seed": seed, "dataset": "synthetic", "split": split},
-              "test": {"ndcg@10": float(scores.mean())}}
+    record = {"key": f"{label}-{seed}-{scores.sum():.6f}", "fit_seconds": 1.0, "eval_seconds": 1.0, "test": {
+        "ndcg@10": float(scores.mean())}, "config": {"label": label, "model": label, "seed": seed,
+                                                      "dataset": "synthetic", "split": split, "params": {}}}
     return FinalRun(record, pd.DataFrame({"ndcg@10": scores}, index=pd.RangeIndex(USERS, name="user")))
 
 
@@ -45,3 +48,14 @@ def test_no_gains_figure_while_nothing_is_compared(tmp_path):
     path.write_bytes(b"stale")
     assert gains_figure({("synthetic", "split"): table_rows(runs, ["sasrec"])}, path) is None
     assert not path.exists()
+
+
+def test_a_rerun_under_a_new_key_supersedes_the_older_record(tmp_path):
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    tracker = Tracker(uri, "synthetic")
+    older, newer = final_run("sasrec-kd", 0, np.full(USERS, 0.1)), final_run("sasrec-kd", 0, np.full(USERS, 0.3))
+    for run in (older, final_run("sasrec-kd", 1, np.full(USERS, 0.2)), newer):
+        tracker.log_final(run.record, run.per_user, {})
+    loaded = {(run.label, run.record["config"]["seed"]): run.record["test"]["ndcg@10"]
+              for run in load_final_runs(uri, "synthetic")}
+    assert loaded == {("sasrec-kd", 0): pytest.approx(0.3), ("sasrec-kd", 1): pytest.approx(0.2)}
