@@ -5,8 +5,9 @@ Controls that swap the distillation target (same loss, same settings, different 
 `side_info` (encoded non-LLM user text), `side_info_mean` (mean of item-text embeddings), `shuffled`
 (LLM profiles of other users), `random` (random vectors). Controls that change one setting of the
 method: `no_beta` (no loss balancing), `no_finetune` (distil during every epoch), `layer`,
-`aggregation`, `distance`, `projection` (`--value` picks the setting; defaults below). The runs are ordinary runs
-of the suite (same records, studies and MLflow experiment), so the method's runs are reused.
+`aggregation`, `distance`, `projection` (`--value` picks the setting; defaults below). The runs are
+ordinary runs of the suite (same records, studies and MLflow experiment), so the method's runs are
+reused.
 """
 
 from __future__ import annotations
