@@ -35,7 +35,6 @@ from benchmark.tracking import default_tracking_uri
 
 HEADLINE_SUITE = "full"
 METRICS = [f"{name}@{k}" for name in ("ndcg", "hr", "mrr") for k in (5, 10, 20)]
-CONTROL_SUFFIXES = ("-shuffled", "-random", "-side_info", "-side_info_mean")
 COMPARISON_COLUMNS = ["model", "reference", "kind", "metric", "seeds", *PairedResult.__dataclass_fields__, "seed_t_test_p",
                       "relative_gain"]
 
@@ -101,12 +100,11 @@ def base_of(label: str, model: str, labels: set[str]) -> str | None:
     return backbone if backbone != model and backbone in labels and label != backbone else None
 
 
-def method_of(model: str, labels: set[str]) -> str | None:
-    """For a control (e.g. sasrec-kd-shuffled), the distilled model it controls for."""
-    for suffix in CONTROL_SUFFIXES:
-        if model.endswith(suffix) and model.removesuffix(suffix) in labels:
-            return model.removesuffix(suffix)
-    return None
+def method_of(label: str, labels: set[str]) -> str | None:
+    """For a control or an ablation of a distilled model (a label extending the method's, e.g.
+    sasrec-kd-shuffled, sasrec-kd-projection), the distilled model it is compared with."""
+    methods = [method for method in labels if method.endswith("-kd") and label.startswith(f"{method}-")]
+    return max(methods, key=len, default=None)
 
 
 def table_rows(runs: list[FinalRun], order: list[str]) -> tuple[pd.DataFrame, pd.DataFrame]:

@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 
 from analysis.figures import gains_figure
-from analysis.report import FinalRun, leaderboard_markdown, load_final_runs, table_rows
+from analysis.report import FinalRun, leaderboard_markdown, load_final_runs, method_of, table_rows
 from benchmark.tracking import Tracker
 
 USERS = 200
@@ -59,3 +59,13 @@ def test_a_rerun_under_a_new_key_supersedes_the_older_record(tmp_path):
     loaded = {(run.label, run.record["config"]["seed"]): run.record["test"]["ndcg@10"]
               for run in load_final_runs(uri, "synthetic")}
     assert loaded == {("sasrec-kd", 0): pytest.approx(0.3), ("sasrec-kd", 1): pytest.approx(0.2)}
+
+
+def test_controls_and_ablations_are_compared_with_the_distilled_model_they_change():
+    labels = {"sasrec", "sasrec-kd", "sasrec-kd-shuffled", "sasrec-kd-projection", "bert4rec-kd",
+              "bert4rec-kd-side_info_mean", "sasrec-llmemb"}
+    assert method_of("sasrec-kd-shuffled", labels) == "sasrec-kd"
+    assert method_of("sasrec-kd-projection", labels) == "sasrec-kd"
+    assert method_of("bert4rec-kd-side_info_mean", labels) == "bert4rec-kd"
+    assert method_of("sasrec-kd", labels) is None and method_of("sasrec-llmemb", labels) is None
+    assert method_of("sasrec-kd-random", labels - {"sasrec-kd"}) is None
