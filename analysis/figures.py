@@ -56,18 +56,32 @@ def gains_figure(tables: dict[tuple[str, str], tuple[pd.DataFrame, pd.DataFrame]
     return path
 
 
-def curves_figure(runs: Sequence[FinalRun], path: Path, pairs: Sequence[tuple[str, str]] = (
-        ("sasrec", "sasrec-kd"), ("bert4rec", "bert4rec-kd"))) -> Path | None:
-    """Validation NDCG@10 per epoch of each plain backbone and its distilled variant (one line per seed)."""
-    groups = sorted({run.group for run in runs})
-    panels = [(group, pair) for group in groups for pair in pairs
-              if {pair[0], pair[1]} <= {r.label for r in runs if r.group == group}]
+def curve_panels(runs: Sequence[FinalRun], backbones: Sequence[str] = ("sasrec", "bert4rec")
+                 ) -> list[tuple[tuple[str, str], list[str]]]:
+    """Per table and backbone: the backbone, its distilled variant, then that variant's one-setting
+    ablations (runs of the same model under another label, e.g. sasrec-kd-no_beta); target-swap
+    controls are other models and stay out (the gains figure compares them)."""
+    panels = []
+    for group in sorted({run.group for run in runs}):
+        members = {run.label: run.record["config"]["model"] for run in runs if run.group == group}
+        for backbone in backbones:
+            method = f"{backbone}-kd"
+            distilled = sorted((label for label, model in members.items() if model == method),
+                               key=lambda label: (label != method, label))
+            if backbone in members and distilled:
+                panels.append((group, [backbone, *distilled]))
+    return panels
+
+
+def curves_figure(runs: Sequence[FinalRun], path: Path) -> Path | None:
+    """Validation NDCG@10 per epoch of the curve panels' models, one line per seed."""
+    panels = curve_panels(runs)
     if not panels:
         return None
     figure, axes = plt.subplots(1, len(panels), figsize=(max(5 * len(panels), 7.5), 3.6), squeeze=False)
-    for axis, ((dataset, _), pair) in zip(axes[0], panels):
-        for label, colour in zip(pair, ("tab:blue", "tab:red")):
-            for index, run in enumerate(r for r in runs if r.group == (dataset, _) and r.label == label):
+    for axis, (group, labels) in zip(axes[0], panels):
+        for label, colour in zip(labels, ("tab:blue", "tab:red", "tab:green", "tab:purple", "tab:orange", "tab:brown")):
+            for index, run in enumerate(r for r in runs if r.group == group and r.label == label):
                 history = pd.DataFrame(run.record["fit"].get("history", []))
                 if history.empty:
                     continue
@@ -75,7 +89,7 @@ def curves_figure(runs: Sequence[FinalRun], path: Path, pairs: Sequence[tuple[st
                           label=label if index == 0 else None)
         axis.set_xlabel("epoch")
         axis.set_ylabel(f"validation {PRIMARY.upper()}")
-        axis.set_title(f"{dataset}: {pair[0]} vs {pair[1]}", fontsize=10)
+        axis.set_title(f"{group[0]}: {labels[0]} vs distilled", fontsize=10)
         axis.legend(fontsize=8)
     figure.suptitle("Training curves (one line per seed; distillation acts in the first epochs)", fontsize=11)
     figure.tight_layout()

@@ -112,7 +112,11 @@ def table_rows(runs: list[FinalRun], order: list[str]) -> tuple[pd.DataFrame, pd
     by_label: dict[str, list[FinalRun]] = {}
     for run in runs:
         by_label.setdefault(run.label, []).append(run)
-    labels = [label for label in order if label in by_label] + sorted(set(by_label) - set(order))
+    labels = []
+    extra = sorted(set(by_label) - set(order))
+    for label in (label for label in order if label in by_label):  # an ablation follows its method
+        labels += [label, *(e for e in extra if method_of(e, set(by_label)) == label)]
+    labels += [label for label in extra if label not in labels]
     metrics = [m for m in METRICS if all(m in r.per_user for r in runs)]
     means = {label: {m: user_means([r.per_user[m] for r in by_label[label]]) for m in metrics} for label in labels}
     rows = []
@@ -163,6 +167,11 @@ def _mark(p: float) -> str:
     return "**" if p < 0.01 else "*" if p < 0.05 else ""
 
 
+def _seed_p(p: float) -> str:
+    """The seed-level test's p-value, or why there is none."""
+    return "– (1 seed)" if np.isnan(p) else f"{p:.3g}"
+
+
 def leaderboard_markdown(summary: pd.DataFrame, compared: pd.DataFrame) -> str:
     """The main table: every metric (mean, significance vs base), then the NDCG@10 detail."""
     metrics = [m for m in METRICS if m in summary.columns]
@@ -194,7 +203,7 @@ def leaderboard_markdown(summary: pd.DataFrame, compared: pd.DataFrame) -> str:
             detail.append(head + f"| {test['reference']}{paired} | {test['mean_difference']:+.4f} "
                                  f"[{test['ci_low']:+.4f}, {test['ci_high']:+.4f}] | {test['relative_gain']:+.1%} "
                                  f"| {test['effect_size']:+.2f} | {test['wilcoxon_p_holm']:.3g}{_mark(test['wilcoxon_p_holm'])} "
-                                 f"| {test['t_test_p']:.3g} | {test['seed_t_test_p']:.3g} |")
+                                 f"| {test['t_test_p']:.3g} | {_seed_p(test['seed_t_test_p'])} |")
     return "\n".join(lines + detail)
 
 

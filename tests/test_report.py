@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from analysis.figures import gains_figure
+from analysis.figures import curve_panels, gains_figure
 from analysis.report import FinalRun, leaderboard_markdown, load_final_runs, method_of, table_rows
 from benchmark.tracking import Tracker
 
@@ -69,3 +69,10 @@ def test_controls_and_ablations_are_compared_with_the_distilled_model_they_chang
     assert method_of("bert4rec-kd-side_info_mean", labels) == "bert4rec-kd"
     assert method_of("sasrec-kd", labels) is None and method_of("sasrec-llmemb", labels) is None
     assert method_of("sasrec-kd-random", labels - {"sasrec-kd"}) is None
+
+
+def test_training_curve_panels_hold_the_backbone_the_method_and_its_setting_ablations():
+    runs = [final_run(label, 0, np.full(USERS, 0.1)) for label in
+            ("sasrec", "sasrec-kd-no_beta", "sasrec-kd", "sasrec-kd-shuffled", "bert4rec", "mostpop")]
+    runs[1].record["config"]["model"] = "sasrec-kd"  # an ablation: the method's model under another label
+    assert curve_panels(runs) == [(runs[0].group, ["sasrec", "sasrec-kd", "sasrec-kd-no_beta"])]
