@@ -1,7 +1,8 @@
 """The distillation objective (Severin et al., ECIR 2026), wrapped around any backbone.
 
 For a training sequence of user u, the hidden states of one block (`layer`: k for block k, counted
-from 1; -1 for the final representation after the last layer norm) are aggregated over the sequence's NON-PADDING positions into H(u):
+from 1; -1 for the final representation after the last layer norm) are aggregated over the
+sequence's NON-PADDING positions into H(u):
 
 - `mean`: plain average (the reference implementation averages padding positions too, which makes the
   target depend on how much padding a batch has; here padding never counts);
@@ -13,11 +14,11 @@ from the profile dimension to the model dimension (`projection: profile`, as in 
 or L_distil = D(P(H(u)), e_u) with P from the model dimension to the profile dimension (`projection:
 hidden`); D in {mse, rmse, cosine (1 - cos)}. With `profile` both sides of D are trained, so D has a
 minimum that ignores the profiles: P maps every profile to one vector and every H(u) equals it. With
-`hidden` the target e_u is fixed, and H(u) alike for all users leaves D at the profiles' spread. The loss is
-L = alpha * beta * L_distil + (1 - alpha) * L_rec with beta = stopgrad(L_rec / L_distil) (or 1), while
-epoch < distil_epochs; afterwards L = L_rec (fine-tuning). Users without a profile contribute no
-distillation loss. The backbone class is untouched: P and the attention pooling live in this objective,
-so the trained model has exactly a plain backbone's parameters and the same inference.
+`hidden` the target e_u is fixed, and H(u) alike for all users leaves D at the profiles' spread.
+The loss is L = alpha * beta * L_distil + (1 - alpha) * L_rec with beta = stopgrad(L_rec / L_distil)
+(or 1), while epoch < distil_epochs; afterwards L = L_rec (fine-tuning). Users without a profile
+contribute no distillation loss. The backbone class is untouched: P and the attention pooling live in
+this objective, so the trained model has exactly a plain backbone's parameters and the same inference.
 """
 
 from __future__ import annotations
