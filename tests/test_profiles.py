@@ -216,9 +216,12 @@ def test_generation_resumes_after_sigkill_without_loss_or_duplicates(mirror, tmp
 
 
 def _rows(path: Path) -> int:
+    """Profiles stored so far (0 while the job has created the file but not yet its table)."""
     import sqlite3
 
     with sqlite3.connect(path, timeout=30) as connection:
+        if connection.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'profiles'").fetchone() is None:
+            return 0
         return connection.execute("SELECT COUNT(*) FROM profiles").fetchone()[0]
 
 
