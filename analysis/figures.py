@@ -4,6 +4,7 @@ curves of plain vs distilled models, and the optimisation history of every Optun
 from __future__ import annotations
 
 from collections.abc import Sequence
+from itertools import cycle
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -80,7 +81,8 @@ def curves_figure(runs: Sequence[FinalRun], path: Path) -> Path | None:
         return None
     figure, axes = plt.subplots(1, len(panels), figsize=(max(5 * len(panels), 7.5), 3.6), squeeze=False)
     for axis, (group, labels) in zip(axes[0], panels):
-        for label, colour in zip(labels, ("tab:blue", "tab:red", "tab:green", "tab:purple", "tab:orange", "tab:brown")):
+        colours = cycle(("tab:blue", "tab:red", "tab:green", "tab:purple", "tab:orange", "tab:brown"))
+        for label, colour in zip(labels, colours):  # every label drawn, colours reused past six
             for index, run in enumerate(r for r in runs if r.group == group and r.label == label):
                 history = pd.DataFrame(run.record["fit"].get("history", []))
                 if history.empty:

@@ -112,10 +112,12 @@ def table_rows(runs: list[FinalRun], order: list[str]) -> tuple[pd.DataFrame, pd
     by_label: dict[str, list[FinalRun]] = {}
     for run in runs:
         by_label.setdefault(run.label, []).append(run)
+    present = set(by_label)
+    extra = sorted(present - set(order))
+    method_of_extra = {label: method_of(label, present) for label in extra}
     labels = []
-    extra = sorted(set(by_label) - set(order))
-    for label in (label for label in order if label in by_label):  # an ablation follows its method
-        labels += [label, *(e for e in extra if method_of(e, set(by_label)) == label)]
+    for label in (label for label in order if label in present):  # an ablation follows its method
+        labels += [label, *(e for e in extra if method_of_extra[e] == label)]
     labels += [label for label in extra if label not in labels]
     metrics = [m for m in METRICS if all(m in r.per_user for r in runs)]
     means = {label: {m: user_means([r.per_user[m] for r in by_label[label]]) for m in metrics} for label in labels}
@@ -133,7 +135,7 @@ def table_rows(runs: list[FinalRun], order: list[str]) -> tuple[pd.DataFrame, pd
     comparisons = []
     for label in labels:
         model = by_label[label][0].record["config"]["model"]
-        references = [("base", base_of(label, model, set(labels))), ("method", method_of(label, set(labels)))]
+        references = [("base", base_of(label, model, present)), ("method", method_of(label, present))]
         for kind, reference in references:
             if reference is None:
                 continue
