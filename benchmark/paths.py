@@ -7,6 +7,7 @@ from pathlib import Path
 
 DATA_DIR_ENV = "SEQREC_KD_DATA_DIR"
 CACHE_DIR_ENV = "SEQREC_KD_CACHE_DIR"
+PUBLISHED_PROFILES_ENV = "SEQREC_KD_PUBLISHED_PROFILES"
 
 
 def data_dir(option: str | Path | None = None) -> Path | None:
@@ -22,3 +23,12 @@ def cache_dir(option: str | Path | None = None) -> Path:
         return Path(value).expanduser()
     base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
     return Path(base) / "seqrec-kd-bench"
+
+
+def published_profiles_dir() -> Path | None:
+    """The profiles published with the results (`results/profiles/` of the source checkout), which every
+    profile cache loads: $SEQREC_KD_PUBLISHED_PROFILES overrides it (an empty value turns it off: None)."""
+    value = os.environ.get(PUBLISHED_PROFILES_ENV)
+    if value is not None:
+        return Path(value).expanduser() if value else None
+    return Path(__file__).resolve().parent.parent / "results" / "profiles"

@@ -85,6 +85,9 @@ class SplitConfig:
     validation_users: int = 1024
     min_train_interactions: int = 2
     seed: int = 0
+    # by_user: hold out this fraction of the training users instead of `validation_users` of them
+    # (the seed paper holds out 20%). Left out of `as_dict` while unset, so earlier run keys stay valid.
+    validation_fraction: float | None = None
 
     def __post_init__(self) -> None:
         for key in ("quantile", "validation_quantile"):
@@ -96,10 +99,13 @@ class SplitConfig:
             raise ValueError(f"split: validation must be one of {VALIDATION_KINDS}, got {self.validation!r}")
         if self.validation_users < 1 or self.min_train_interactions < 1:
             raise ValueError("split: validation_users and min_train_interactions must be >= 1")
+        if self.validation_fraction is not None and not 0.0 < self.validation_fraction < 1.0:
+            raise ValueError(f"split: validation_fraction must be in (0, 1), got {self.validation_fraction!r}")
 
     def as_dict(self) -> dict:
-        """Plain-data form."""
-        return asdict(self)
+        """Plain-data form (unset optional fields omitted)."""
+        return {key: value for key, value in asdict(self).items()
+                if not (key == "validation_fraction" and value is None)}
 
     def apply(self, log: Interactions) -> Split:
         """Split `log`."""
@@ -115,6 +121,12 @@ class SplitConfig:
         test = _cutoff_tasks(log, whole, cutoff, self.target)
         return Split(self, log, cutoff, _rows(offsets[:-1], train_stop), self._validation(log, train_stop), test)
 
+    def _held_out_count(self, n_train_users: int) -> int:
+        """How many training users `by_user` validation holds out."""
+        if self.validation_fraction is not None:
+            return int(n_train_users * self.validation_fraction)
+        return min(self.validation_users, n_train_users)
+
     def _validation(self, log: Interactions, train_stop: np.ndarray) -> Fold:
         offsets = log.offsets
         starts = offsets[:-1]
@@ -129,8 +141,7 @@ class SplitConfig:
         train_users = np.flatnonzero(train_lengths >= 2)
         if self.validation == "by_user":
             rng = np.random.default_rng(self.seed)
-            held_out = np.sort(rng.choice(train_users, size=min(self.validation_users, len(train_users)),
-                                          replace=False))
+            held_out = np.sort(rng.choice(train_users, size=self._held_out_count(len(train_users)), replace=False))
             fit_stop = train_stop.copy()
             fit_stop[held_out] = starts[held_out]
             return Fold(_rows(starts, fit_stop), _last_row_tasks(held_out, train_stop), None)

@@ -21,10 +21,11 @@ import pytest
 from benchmark.data.dataset import load_dataset
 from benchmark.data.errors import DataError
 from benchmark.profiles.backends import GenerationParams, Result
-from benchmark.profiles.generate import complete_sentences, generate_profiles
+from benchmark.profiles.generate import generate_profiles
 from benchmark.profiles.prompts import PromptConfig, build_prompts, load_templates
 from benchmark.profiles.store import Store
 from benchmark.profiles.weights import WeightsSource, materialize
+from benchmark.profiles.worker import complete_sentences
 from benchmark.split import SplitConfig
 from tests.conftest import make_log
 
@@ -185,7 +186,8 @@ from pathlib import Path
 sys.path.insert(0, {root!r})
 from tests.test_profiles import FakeBackend
 from benchmark.data.dataset import load_dataset
-from benchmark.profiles.generate import complete_sentences, generate_profiles
+from benchmark.profiles.generate import generate_profiles
+from benchmark.profiles.worker import complete_sentences
 from benchmark.profiles.store import Store
 from benchmark.split import SplitConfig
 split = SplitConfig().apply(load_dataset("ml-100k", data_dir={mirror!r}))
@@ -401,3 +403,65 @@ def test_show_explains_a_user_without_training_history(mirror, capsys):
     user = next(str(u) for i, u in enumerate(split.log.user_ids) if i not in with_history)
     assert main(["show", user, "--dataset", "ml-100k", "--data-dir", str(mirror), "--quantile", "0.3"]) == 2
     assert f"user '{user}' has no interactions in the 'fit' history" in capsys.readouterr().err
+
+
+def test_no_repeat_ngram_processor_bans_what_transformers_bans():
+    import torch
+    from transformers.generation.logits_process import NoRepeatNGramLogitsProcessor
+
+    from benchmark.profiles.backends import NoRepeatNGram
+
+    generator = torch.Generator().manual_seed(0)
+    for size in (2, 3, 4):
+        for length in (1, 3, 5, 60):
+            ids = torch.randint(0, 6, (7, length), generator=generator)
+            scores = torch.randn(7, 9, generator=generator)
+            expected = NoRepeatNGramLogitsProcessor(size)(ids, scores.clone())
+            assert torch.equal(NoRepeatNGram(size)(ids, scores.clone()), expected)
+    # a concrete case: after "1 2 3 ... 1 2" the token 3 would repeat the trigram "1 2 3"
+    banned = NoRepeatNGram(3)(torch.tensor([[1, 2, 3, 4, 1, 2]]), torch.zeros(1, 6))
+    assert banned[0].isinf().tolist() == [False, False, False, True, False, False]
+
+
+def test_whole_history_prompts_show_every_training_item():
+    _, split = movie_log()
+    whole = {p.user: p.n_items for p in build_prompts(split, PromptConfig(max_items=None, history="train"))}
+    lengths = split.histories("train").groupby("user").size().to_dict()
+    assert whole == lengths and max(whole.values()) > 3
+    with pytest.raises(ValueError, match="max_items"):
+        PromptConfig(max_items=0)
+
+
+def test_profiles_generated_elsewhere_reach_the_suite_through_files(tmp_path, monkeypatch):
+    """export jobs -> a worker's results file -> import -> publish -> a fresh cache loads the published file
+    and reads every profile under the keys the suite computes."""
+    from benchmark.profiles.generate import pending_conversations, user_conversations
+    from benchmark.profiles.lines import PUBLISHED_FORMAT, RESULTS_FORMAT, read_lines, write_lines
+    from benchmark.profiles.store import cache_store
+    from benchmark.profiles.worker import stored_row
+
+    _, split = movie_log()
+    backend, store = FakeBackend(), Store(tmp_path / "a.sqlite")
+    pending = pending_conversations(split, backend.id, store)
+    assert len(pending) == 4
+    results = [stored_row(key, result, 0.1, backend.id)
+               for key, result in zip(pending, backend.generate(list(pending.values()), GenerationParams()))]
+    write_lines(tmp_path / "r.jsonl.xz", {"format": RESULTS_FORMAT}, [r.__dict__ for r in results])
+    _, rows = read_lines(tmp_path / "r.jsonl.xz", RESULTS_FORMAT)
+    store.put_profiles(type(results[0])(**row) for row in rows)
+    assert not pending_conversations(split, backend.id, store)
+
+    published = tmp_path / "published"
+    published.mkdir()
+    keys = user_conversations(split, backend.id)
+    stored = store.profiles([key for key, _ in keys.values()])
+    write_lines(published / "movies.jsonl.xz", {"format": PUBLISHED_FORMAT, "backend": backend.id},
+                [{"key": key, "status": "ok", "text": stored[key].text, "reason": None, "prompt_tokens": 1,
+                  "completion_tokens": 1, "seconds": 0.1} for key, _ in keys.values()])
+    monkeypatch.setenv("SEQREC_KD_PUBLISHED_PROFILES", str(published))
+    fresh = cache_store(tmp_path / "cache")
+    profiles, _ = generate_profiles(split, backend, fresh, generate=False, progress=False)
+    assert len(profiles.texts) == 4 and not profiles.missing
+    assert fresh.import_published(published) == 0  # loaded once per file
+    with pytest.raises(ValueError, match="format is"):
+        read_lines(tmp_path / "r.jsonl.xz", PUBLISHED_FORMAT)

@@ -134,3 +134,17 @@ def test_bad_split_settings_are_named():
         SplitConfig(quantile=1.5)
     with pytest.raises(ValueError, match="target"):
         SplitConfig(target="middle")
+
+
+def test_validation_fraction_holds_out_that_share_of_training_users():
+    log = make_log(pd.DataFrame({"user": np.repeat(np.arange(50), 4), "item": np.tile(np.arange(4), 50),
+                                 "timestamp": np.arange(200)}))
+    split = SplitConfig(quantile=0.9, validation="by_user", validation_fraction=0.2).apply(log)
+    train_users = np.unique(log.user[split.train_rows])
+    held_out = np.setdiff1d(train_users, np.unique(log.user[split.validation.train_rows]))
+    assert len(held_out) == int(len(train_users) * 0.2) == len(split.validation.tasks)
+    # unset, it is absent from the plain form, so run keys of earlier splits do not change
+    assert "validation_fraction" not in SplitConfig().as_dict()
+    assert SplitConfig(validation_fraction=0.2).as_dict()["validation_fraction"] == 0.2
+    with pytest.raises(ValueError, match="validation_fraction"):
+        SplitConfig(validation_fraction=1.5)

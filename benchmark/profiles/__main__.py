@@ -1,4 +1,5 @@
-"""`python -m benchmark.profiles generate|show|stats|encode`: LLM user profiles for a dataset split.
+"""`python -m benchmark.profiles generate|show|stats|export-jobs|import-results`: LLM user profiles for a
+dataset split.
 
 Profiles are built from each user's training-period history only, cached in
 <cache-dir>/profiles/store.sqlite, and a rerun generates only what is missing.
@@ -10,6 +11,8 @@ import argparse
 import json
 import os
 import sys
+from dataclasses import asdict
+from pathlib import Path
 
 from benchmark.data.dataset import load_dataset
 from benchmark.data.errors import DataError
@@ -22,10 +25,11 @@ from benchmark.profiles.backends import (
     OpenAIBackend,
     TransformersBackend,
 )
-from benchmark.profiles.generate import generate_profiles
+from benchmark.profiles.generate import generate_profiles, pending_conversations, user_conversations
+from benchmark.profiles.lines import JOBS_FORMAT, PUBLISHED_FORMAT, RESULTS_FORMAT, read_lines, write_lines
 from benchmark.profiles.prompts import PromptConfig, build_prompts
 from benchmark.profiles.stats import profile_stats
-from benchmark.profiles.store import cache_store
+from benchmark.profiles.store import StoredProfile, cache_store
 from benchmark.profiles.weights import LLMS, materialize, source_for
 from benchmark.split import TARGET_KINDS, VALIDATION_KINDS, Split, SplitConfig
 
@@ -55,7 +59,18 @@ def split_for(args: argparse.Namespace) -> Split:
     """Load the dataset and apply the split given on the command line."""
     log = load_dataset(args.dataset, data_dir=args.data_dir, cache_dir=args.cache_dir,
                        preprocessing=PreprocessConfig(args.k_core, args.k_core))
-    return SplitConfig(quantile=args.quantile, target=args.target, validation=args.validation).apply(log)
+    return SplitConfig(quantile=args.quantile, target=args.target, validation=args.validation,
+                       validation_fraction=args.validation_fraction).apply(log)
+
+
+def max_items_arg(text: str) -> int | None:
+    """`--max-items`: a positive count, or 'all' (None) for the whole history."""
+    if text == "all":
+        return None
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a count or 'all', got {text!r}") from None
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -66,7 +81,9 @@ def main(argv: list[str] | None = None) -> int:
     subs = {name: commands.add_parser(name, help=text) for name, text in [
         ("generate", "generate (or complete) the profiles of every user"),
         ("show", "one user's training history next to their profile"),
-        ("stats", "length, empty/duplicate rate, top-genre mentions")]}
+        ("stats", "length, empty/duplicate rate, top-genre mentions"),
+        ("export-jobs", "write the missing profiles' conversations to a file for benchmark.profiles.worker"),
+        ("publish", "write this split's cached profiles to a file that every profile cache loads")]}
     for sub in subs.values():
         sub.add_argument("--dataset", required=True, help="registered name or generic CSV YAML")
         sub.add_argument("--data-dir")
@@ -75,6 +92,8 @@ def main(argv: list[str] | None = None) -> int:
         sub.add_argument("--quantile", type=float, default=0.9)
         sub.add_argument("--target", choices=TARGET_KINDS, default="first")
         sub.add_argument("--validation", choices=VALIDATION_KINDS, default="by_time")
+        sub.add_argument("--validation-fraction", type=float,
+                         help="by_user validation: hold out this fraction of the training users (the paper: 0.2)")
         sub.add_argument("--backend", choices=["transformers", "openai", "llamacpp"], default="transformers")
         sub.add_argument("--model", default="smollm2-135m-instruct", help="registered id, local path, or server model")
         sub.add_argument("--base-url", help="OpenAI-compatible server, e.g. http://127.0.0.1:8000/v1")
@@ -87,11 +106,20 @@ def main(argv: list[str] | None = None) -> int:
         sub.add_argument("--style", choices=["short", "long"], default="short")
         sub.add_argument("--history", choices=["fit", "train"], default="fit",
                          help="fit: the rows models are fitted on (what distillation uses); train: all <= cutoff")
-        sub.add_argument("--max-items", type=int, default=PromptConfig.max_items)
+        sub.add_argument("--max-items", type=max_items_arg, default=PromptConfig.max_items,
+                         help="most recent items per prompt, or 'all' for the whole history")
         sub.add_argument("--chunk-size", type=int)
         sub.add_argument("--max-new-tokens", type=int, default=GenerationParams.max_new_tokens)
         sub.add_argument("--limit", type=int, help="only the first N users (a quick look)")
     subs["show"].add_argument("user", help="original user id")
+    subs["export-jobs"].add_argument("--out", type=Path, required=True, help="jobs file to write (.jsonl.xz)")
+    subs["publish"].add_argument("--out", type=Path, required=True, help="e.g. results/profiles/NAME.jsonl.xz")
+    subs["publish"].add_argument("--generated-on", required=True, help="where they were generated, e.g. 'NVIDIA H200'")
+    subs["publish"].add_argument("--partial", action="store_true",
+                                 help="publish what is cached even if some users have no profile yet")
+    importer = commands.add_parser("import-results", help="put a worker's results file into the profile cache")
+    importer.add_argument("results", type=Path, nargs="+")
+    importer.add_argument("--cache-dir")
     args = parser.parse_args(argv)
     try:
         return _run(args)
@@ -101,10 +129,16 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _run(args: argparse.Namespace) -> int:
+    if args.command == "import-results":
+        return _import_results(args)
     split = split_for(args)
     prompts = PromptConfig(style=args.style, max_items=args.max_items, chunk_size=args.chunk_size,
                            history=args.history)
     params = GenerationParams(max_new_tokens=args.max_new_tokens)
+    if args.command == "export-jobs":
+        return _export_jobs(args, split, prompts, params)
+    if args.command == "publish":
+        return _publish(args, split, prompts, params)
     users = None
     if args.command == "show":
         matches = [i for i, u in enumerate(split.log.user_ids) if str(u) == args.user]
@@ -133,6 +167,58 @@ def _run(args: argparse.Namespace) -> int:
         print("\nPROFILE:", profiles.texts.get(user) or f"(none: {profiles.missing.get(user)})")
     else:
         print(json.dumps(profile_stats(split, profiles.texts, profiles.missing, args.history), indent=2))
+    store.close()
+    return 0
+
+
+def _export_jobs(args: argparse.Namespace, split: Split, prompts: PromptConfig, params: GenerationParams) -> int:
+    if args.backend != "transformers":
+        raise DataError("export-jobs: jobs files are for the transformers backend (benchmark.profiles.worker)")
+    backend_id = make_backend(args, load=False).id
+    store = cache_store(args.cache_dir)
+    pending = pending_conversations(split, backend_id, store, prompts=prompts, params=params)
+    store.close()
+    header = {"format": JOBS_FORMAT, "backend": backend_id, "model": source_for(args.model, LLMS).label,
+              "dtype": args.dtype, "params": params.as_dict(), "dataset": split.log.name}
+    write_lines(args.out, header, ({"key": key, "messages": list(c)} for key, c in pending.items()))
+    print(f"{args.out}: {len(pending)} conversations to generate")
+    return 0
+
+
+def _publish(args: argparse.Namespace, split: Split, prompts: PromptConfig, params: GenerationParams) -> int:
+    backend_id = make_backend(args, load=False).id
+    conversations = user_conversations(split, backend_id, prompts=prompts, params=params)
+    store = cache_store(args.cache_dir)
+    stored = store.profiles([key for key, _ in conversations.values()])
+    store.close()
+    missing = [user for user, (key, _) in conversations.items() if key not in stored]
+    if missing and not args.partial:
+        raise DataError(f"publish: {len(missing)} of {len(conversations)} users have no cached profile "
+                        f"(run generate first, or publish with --partial)")
+    header = {"format": PUBLISHED_FORMAT, "backend": backend_id, "dataset": split.log.name,
+              "split": split.config.as_dict(), "prompts": {k: v for k, v in asdict(prompts).items() if k != "templates"},
+              "generation": params.as_dict(), "generated_on": args.generated_on, "users": len(conversations),
+              "missing": len(missing)}
+    rows = []
+    for user, (key, _) in sorted(conversations.items()):
+        if key not in stored:
+            continue
+        row = stored[key]
+        rows.append({"user": str(split.log.user_ids[user]), "key": key, "status": row.status, "text": row.text,
+                     "reason": row.reason, "prompt_tokens": row.prompt_tokens,
+                     "completion_tokens": row.completion_tokens, "seconds": row.seconds})
+    write_lines(args.out, header, rows)
+    print(f"{args.out}: {len(rows)} profiles of {split.log.name} published")
+    return 0
+
+
+def _import_results(args: argparse.Namespace) -> int:
+    store = cache_store(args.cache_dir)
+    for path in args.results:
+        header, rows = read_lines(path, RESULTS_FORMAT)
+        store.put_profiles(StoredProfile(**row) for row in rows)
+        failed = sum(row["status"] != "ok" for row in rows)
+        print(f"{path}: {len(rows)} profiles from {header['backend']} on {header['device']} imported, {failed} failed")
     store.close()
     return 0
 

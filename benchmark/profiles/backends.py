@@ -84,16 +84,19 @@ class TransformersBackend:
 
     With `workers > 1` the batches are shared among that many spawned processes, each with its own
     model copy and an equal share of the CPU threads: a small model's decoding is dominated by
-    per-step overhead that one thread per process uses better than two threads on one batch.
+    per-step overhead that one thread per process uses better than two threads on one batch. On an
+    accelerator (`device='cuda'`) one process generates. The device is not part of the identity:
+    greedy decoding on another device can word a profile differently where two tokens score almost
+    alike, so published profile files say where they were generated.
     """
 
     def __init__(self, model_dir: Path, model_id: str, *, batch_size: int = 32, dtype: str = "bfloat16",
-                 workers: int = 1):
+                 workers: int = 1, device: str = "cpu"):
         from transformers import AutoTokenizer
 
         self.id = self.identity(model_id, dtype)
         self.batch_size = batch_size
-        if workers > 1:
+        if workers > 1 and device == "cpu":
             threads = max(1, torch.get_num_threads() // workers)
             self._pool: ProcessPoolExecutor | None = ProcessPoolExecutor(
                 workers, mp_context=get_context("spawn"), initializer=_load_worker_generator,
@@ -101,7 +104,7 @@ class TransformersBackend:
             self._local: _BatchGenerator | None = None
             self.tokenizer = AutoTokenizer.from_pretrained(model_dir)  # only to sort prompts by length
         else:
-            self._pool, self._local = None, _BatchGenerator(model_dir, dtype)
+            self._pool, self._local = None, _BatchGenerator(model_dir, dtype, device)
             self.tokenizer = self._local.tokenizer
 
     @staticmethod
@@ -144,29 +147,59 @@ class TransformersBackend:
             self._pool.shutdown()
 
 
+class NoRepeatNGram:
+    """Logits processor: a token that would complete an n-gram already in the sequence (prompt included)
+    gets -inf. Same rule as transformers' `no_repeat_ngram_size`, computed with tensor operations so
+    that it costs nothing on an accelerator (older transformers releases loop over rows in Python)."""
+
+    def __init__(self, size: int):
+        self.size = size
+
+    def __call__(self, input_ids: torch.Tensor, scores: torch.Tensor) -> torch.Tensor:
+        """Scores with the banned continuations masked."""
+        if input_ids.shape[1] < self.size:
+            return scores
+        last = input_ids[:, input_ids.shape[1] - self.size + 1:]  # the n-1 most recent tokens
+        grams = input_ids.unfold(1, self.size, 1)  # [rows, windows, n]
+        repeated = (grams[..., :-1] == last[:, None, :]).all(-1)
+        vocab = scores.shape[1]
+        banned = torch.zeros(scores.shape[0], vocab + 1, dtype=torch.bool, device=scores.device)
+        banned.scatter_(1, torch.where(repeated, grams[..., -1].clamp(max=vocab), vocab), True)
+        return scores.masked_fill(banned[:, :vocab], float("-inf"))
+
+
+def default_device() -> str:
+    """'cuda' when an NVIDIA GPU is usable, else 'cpu'."""
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
 class _BatchGenerator:
     """One model copy generating for one batch of chat-formatted prompts at a time."""
 
-    def __init__(self, model_dir: Path | str, dtype: str):
+    def __init__(self, model_dir: Path | str, dtype: str, device: str = "cpu"):
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
+        self.device = device
         self.tokenizer = AutoTokenizer.from_pretrained(model_dir, padding_side="left")
         if self.tokenizer.pad_token is None:
             self.tokenizer.pad_token = self.tokenizer.eos_token
-        self.model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=getattr(torch, dtype)).eval()
+        self.model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=getattr(torch, dtype)).to(device).eval()
         self.eos = set(_as_list(self.model.generation_config.eos_token_id)) | {self.tokenizer.eos_token_id}
 
     def generate(self, prompts: list[str], params: GenerationParams) -> list[Result]:
         """Results for one batch, in prompt order."""
-        inputs = self.tokenizer(prompts, return_tensors="pt", padding=True, add_special_tokens=False)
+        from transformers import LogitsProcessorList
+
+        inputs = self.tokenizer(prompts, return_tensors="pt", padding=True, add_special_tokens=False).to(self.device)
         sampling = params.temperature > 0
         torch.manual_seed(params.seed)
+        processors = LogitsProcessorList([NoRepeatNGram(params.no_repeat_ngram_size)]
+                                         if params.no_repeat_ngram_size else [])
         with torch.inference_mode():
             output = self.model.generate(
                 **inputs, max_new_tokens=params.max_new_tokens, do_sample=sampling,
                 temperature=params.temperature if sampling else None, top_p=params.top_p if sampling else None,
-                top_k=None, repetition_penalty=params.repetition_penalty,
-                no_repeat_ngram_size=params.no_repeat_ngram_size or None,
+                top_k=None, repetition_penalty=params.repetition_penalty, logits_processor=processors,
                 pad_token_id=self.tokenizer.pad_token_id,
             )
         new_tokens = output[:, inputs["input_ids"].shape[1]:]

@@ -11,16 +11,16 @@ from __future__ import annotations
 
 import hashlib
 import json
-import re
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 
 from tqdm.auto import tqdm
 
 from benchmark.profiles.backends import Backend, Conversation, GenerationParams
 from benchmark.profiles.prompts import PromptConfig, aggregation_prompt, build_prompts, template_for
-from benchmark.profiles.store import Store, StoredProfile
+from benchmark.profiles.store import Store
+from benchmark.profiles.worker import generate_with_retries, stored_row
 from benchmark.split import Split
 
 
@@ -100,6 +100,25 @@ def generate_profiles(split: Split, backend: Backend, store: Store, *, prompts: 
     return Profiles(texts, missing), summary
 
 
+def user_conversations(split: Split, backend_id: str, *, prompts: PromptConfig = PromptConfig(),
+                       params: GenerationParams = GenerationParams()) -> dict[int, tuple[str, Conversation]]:
+    """Per user (dense id): the cache key and the conversation of their profile.
+
+    Only single-conversation profiles: the merge step of chunked histories needs the chunk profiles first.
+    """
+    if prompts.chunk_size is not None:
+        raise ValueError("prompts: profile files hold whole-history conversations; chunk_size must be unset")
+    return {p.user: (profile_key(backend_id, p.chunks[0], params), p.chunks[0]) for p in build_prompts(split, prompts)}
+
+
+def pending_conversations(split: Split, backend_id: str, store: Store, *, prompts: PromptConfig = PromptConfig(),
+                          params: GenerationParams = GenerationParams()) -> dict[str, Conversation]:
+    """The profile conversations of `split` that the store lacks (or holds as failed), by cache key."""
+    conversations = dict(user_conversations(split, backend_id, prompts=prompts, params=params).values())
+    stored = store.profiles(list(conversations))
+    return {key: c for key, c in conversations.items() if key not in stored or stored[key].status != "ok"}
+
+
 def _run(conversations: list[Conversation], backend: Backend, store: Store, params: GenerationParams, block: int,
          retries: int, summary: GenerationSummary, progress: bool, label: str, generate: bool
          ) -> list[tuple[bool, str]]:
@@ -116,20 +135,15 @@ def _run(conversations: list[Conversation], backend: Backend, store: Store, para
     for start in range(0, len(todo), block):
         index = todo[start:start + block]
         block_started = time.perf_counter()
-        results = _generate_with_retries([conversations[i] for i in index], backend, params, retries)
+        results = generate_with_retries([conversations[i] for i in index], backend, params, retries)
         seconds = (time.perf_counter() - block_started) / max(len(index), 1)
-        rows = []
-        for i, result in zip(index, results, strict=True):
-            text = complete_sentences(result.text) if result.finish_reason == "length" and result.text else result.text
-            ok = result.error is None and bool(text)
-            reason = None if ok else (result.error or "empty generation")
-            rows.append(StoredProfile(keys[i], "ok" if ok else "failed", text if ok else None, reason,
-                                      result.prompt_tokens, result.completion_tokens, seconds, backend.id))
-            summary.generated += ok
-            summary.failed += not ok
-            summary.completion_tokens += result.completion_tokens
-            if not ok:
-                summary.failures[reason] = summary.failures.get(reason, 0) + 1
+        rows = [stored_row(keys[i], result, seconds, backend.id) for i, result in zip(index, results, strict=True)]
+        for row in rows:
+            summary.generated += row.status == "ok"
+            summary.failed += row.status != "ok"
+            summary.completion_tokens += row.completion_tokens
+            if row.reason is not None:
+                summary.failures[row.reason] = summary.failures.get(row.reason, 0) + 1
         store.put_profiles(rows)  # committed: a kill after this line loses nothing of this block
         stored.update({row.key: row for row in rows})
         bar.update(len(index))
@@ -138,25 +152,3 @@ def _run(conversations: list[Conversation], backend: Backend, store: Store, para
     bar.close()
     return [(stored[k].status == "ok", stored[k].text if stored[k].status == "ok" else stored[k].reason)
             for k in keys]
-
-
-_SENTENCE_END = re.compile(r"[.!?](?=\s|$)|\n")
-
-
-def complete_sentences(text: str) -> str:
-    """`text` up to its last sentence end or line break (all of it when it has none)."""
-    ends = [match.end() for match in _SENTENCE_END.finditer(text)]
-    return text[: ends[-1]].strip() if ends else text
-
-
-def _generate_with_retries(conversations: list[Conversation], backend: Backend, params: GenerationParams,
-                           retries: int):
-    results = backend.generate(conversations, params)
-    for attempt in range(1, retries + 1):
-        bad = [i for i, r in enumerate(results) if r.error is not None or not r.text]
-        if not bad:
-            break
-        retry_params = replace(params, temperature=max(params.temperature, 0.7), seed=params.seed + attempt)
-        for i, result in zip(bad, backend.generate([conversations[i] for i in bad], retry_params), strict=True):
-            results[i] = result
-    return results

@@ -39,14 +39,14 @@ class Template(BaseModel):
 class PromptConfig:
     """How histories become prompts (plain data; part of every profile's cache key).
 
-    `max_items` keeps the most recent items; with `chunk_size`, the kept history is split into chunks
+    `max_items` keeps the most recent items (None: the whole history); with `chunk_size`, the kept history is split into chunks
     of that many items, each profiled separately and merged by the `aggregate` prompt. `history`
     chooses the rows (see `Split.histories`).
     """
 
     style: Literal["short", "long"] = "short"
     history: HistoryScope = "fit"
-    max_items: int = 15
+    max_items: int | None = 15
     chunk_size: int | None = None
     templates: str = str(TEMPLATES_FILE)
 
@@ -55,7 +55,7 @@ class PromptConfig:
             raise ValueError(f"prompts: history must be fit or train, got {self.history!r}")
         if self.style not in ("short", "long"):
             raise ValueError(f"prompts: style must be short or long, got {self.style!r}")
-        if self.max_items < 1 or (self.chunk_size is not None and self.chunk_size < 1):
+        if (self.max_items is not None and self.max_items < 1) or (self.chunk_size is not None and self.chunk_size < 1):
             raise ValueError("prompts: max_items and chunk_size must be >= 1")
 
 
@@ -128,8 +128,12 @@ def _join_title_year(values: list[str]) -> list[str]:
 
 
 def recent_history(split: Split, config: PromptConfig) -> pd.DataFrame:
-    """The rows a prompt shows: each user's last `max_items` interactions of the configured scope."""
-    return split.histories(config.history).groupby("user", sort=True).tail(config.max_items)
+    """The rows a prompt shows: each user's last `max_items` interactions of the configured scope (all of them
+    when `max_items` is None)."""
+    histories = split.histories(config.history)
+    if config.max_items is None:
+        return histories
+    return histories.groupby("user", sort=True).tail(config.max_items)
 
 
 def catalog_texts(log: Interactions, templates: str = str(TEMPLATES_FILE)) -> list[str]:

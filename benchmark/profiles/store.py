@@ -21,6 +21,7 @@ CREATE TABLE IF NOT EXISTS profiles (
     key TEXT PRIMARY KEY, status TEXT NOT NULL, text TEXT, reason TEXT,
     prompt_tokens INTEGER, completion_tokens INTEGER, seconds REAL, backend TEXT, created REAL
 );
+CREATE TABLE IF NOT EXISTS imported (sha256 TEXT PRIMARY KEY, name TEXT NOT NULL, rows INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS embeddings (
     encoder TEXT NOT NULL, text_hash TEXT NOT NULL, dim INTEGER NOT NULL, vector BLOB NOT NULL,
     PRIMARY KEY (encoder, text_hash)
@@ -73,6 +74,27 @@ class Store:
                 [(r.key, r.status, r.text, r.reason, r.prompt_tokens, r.completion_tokens, r.seconds, r.backend, now)
                  for r in rows])
 
+    def import_published(self, directory: Path | None) -> int:
+        """Load every published profile file of `directory` (`*.jsonl.xz`) not loaded before; returns the
+        number of rows loaded. A published row replaces a locally generated one with the same key, so a
+        run reads the same text on every machine."""
+        from benchmark.files import sha256_of
+        from benchmark.profiles.lines import PUBLISHED_FORMAT, read_lines
+
+        done = {row[0] for row in self.connection.execute("SELECT sha256 FROM imported")}
+        loaded = 0
+        for path in sorted(directory.glob("*.jsonl.xz")) if directory is not None and directory.is_dir() else []:
+            digest = sha256_of(path)
+            if digest in done:
+                continue
+            header, rows = read_lines(path, PUBLISHED_FORMAT)
+            self.put_profiles(StoredProfile(r["key"], r["status"], r["text"], r["reason"], r["prompt_tokens"],
+                                            r["completion_tokens"], r["seconds"], header["backend"]) for r in rows)
+            with self.connection:
+                self.connection.execute("INSERT INTO imported VALUES (?, ?, ?)", (digest, path.name, len(rows)))
+            loaded += len(rows)
+        return loaded
+
     def embeddings(self, encoder: str, hashes: Sequence[str]) -> dict[str, np.ndarray]:
         """Cached vectors of `encoder` for text hashes."""
         found: dict[str, np.ndarray] = {}
@@ -98,5 +120,8 @@ class Store:
 
 
 def cache_store(cache_dir: str | Path | None = None) -> Store:
-    """The profile and embedding cache of a cache directory (default: the user-level cache)."""
-    return Store(paths.cache_dir(cache_dir) / "profiles" / "store.sqlite")
+    """The profile and embedding cache of a cache directory (default: the user-level cache), holding the
+    published profiles (`results/profiles/`) as well, so that no published profile is generated again."""
+    store = Store(paths.cache_dir(cache_dir) / "profiles" / "store.sqlite")
+    store.import_published(paths.published_profiles_dir())
+    return store
