@@ -8,7 +8,7 @@ with a `max_len` attribute.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, fields, replace
+from dataclasses import dataclass, fields, replace
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -64,18 +64,28 @@ FitFunction = Callable[[Split, dict[str, Any], FitContext], Fitted]
 class ModelSpec:
     """A registered model. `resolve` validates params and fills in every default: the resolved params
     enter run keys, so changing a default changes the key. `fit` trains on a split. `uses_llm_profiles`:
-    the fit needs every user's LLM profile (generated through the profile cache)."""
+    the fit needs every user's LLM profile (generated through the profile cache). `accepted_params`:
+    every parameter name `resolve` accepts."""
 
     fit: FitFunction
     resolve: Callable[[dict[str, Any]], dict[str, Any]]
     uses_llm_profiles: bool = False
+    accepted_params: frozenset[str] = frozenset()
 
     def profile_settings(self, params: dict[str, Any]) -> ProfileSettings | None:
         """The profile generator/encoder settings within `params` (None for models without profiles)."""
         if not self.uses_llm_profiles:
             return None
         resolved = self.resolve(params)
-        return ProfileSettings(**{f.name: resolved[f.name] for f in fields(ProfileSettings)})
+        return ProfileSettings(**{f.name: resolved[f.name] for f in fields(ProfileSettings) if f.name in resolved})
+
+
+def key_fields(config: Any) -> dict[str, Any]:
+    """A config's fields as they enter run keys: all but the seed, and without the fields added after
+    runs were first published (marked `omit_if_default`) while they hold their default, so that those
+    runs keep their keys."""
+    return {f.name: getattr(config, f.name) for f in fields(config) if f.name != "seed"
+            and not (f.metadata.get("omit_if_default") and getattr(config, f.name) == f.default)}
 
 
 def split_params(params: dict[str, Any], *config_classes: type) -> list[dict[str, Any]]:
@@ -97,7 +107,7 @@ def _popularity(build: Callable[..., Recommender], defaults: dict[str, Any]) -> 
     def fit(split: Split, params: dict[str, Any], context: FitContext) -> Fitted:
         return Fitted(build(split.log, split.train_rows, **resolve(params)), {})
 
-    return ModelSpec(fit, resolve)
+    return ModelSpec(fit, resolve, accepted_params=frozenset(defaults))
 
 
 def _neural(model_class: type, config_class: type, *, target: TargetKind | None = None,
@@ -120,7 +130,7 @@ def _neural(model_class: type, config_class: type, *, target: TargetKind | None 
     def resolve(params: dict[str, Any]) -> dict[str, Any]:
         resolved: dict[str, Any] = {}
         for config in configs(params):
-            resolved |= {k: v for k, v in asdict(config).items() if k != "seed"}
+            resolved |= key_fields(config)
         return resolved
 
     def fit(split: Split, params: dict[str, Any], context: FitContext) -> Fitted:
@@ -142,11 +152,15 @@ def _neural(model_class: type, config_class: type, *, target: TargetKind | None 
         result = fit_backbone(model, split, replace(training, seed=context.seed), evaluation=context.evaluation,
                               objective=objective, checkpoint=context.checkpoint, progress=context.progress,
                               callbacks=context.callbacks)
+        betas = [epoch["train_beta"] for epoch in result.history if "train_beta" in epoch]
+        if betas:  # the loss-ratio weight at the first and last distillation epoch
+            info |= {"beta_first": betas[0], "beta_last": betas[-1]}
         return Fitted(model, info | {"best_epoch": result.best_epoch, "epochs_run": result.epochs_run,
                                      "best_val": result.best_metric, "train_seconds": result.seconds,
                                      "resumed_from": result.resumed_from, "history": result.history})
 
-    return ModelSpec(fit, resolve, uses_llm_profiles=target in ("llm", "shuffled"))
+    accepted = frozenset(f.name for cls in classes for f in fields(cls) if f.name != "seed")
+    return ModelSpec(fit, resolve, uses_llm_profiles=target in ("llm", "shuffled"), accepted_params=accepted)
 
 
 def _variants(name: str, model_class: type, config_class: type) -> dict[str, ModelSpec]:

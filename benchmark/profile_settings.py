@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
@@ -23,8 +23,18 @@ class ProfileSettings:
     generator_batch_size: int = 32
     encoder: str = "all-minilm-l6-v2"
     style: Literal["short", "long"] = "short"
-    max_items: int = 15
+    max_items: int | None = 15  # None: the whole training-period history
     max_new_tokens: int = 112
+    # the target pipeline after the encoder: none, or PCA/UMAP to `target_dim` dimensions fitted on the
+    # training users only, not renormalised (the official Beauty targets are UMAP-128)
+    target_reduction: Literal["none", "pca", "umap"] = field(default="none", metadata={"omit_if_default": True})
+    target_dim: int = field(default=128, metadata={"omit_if_default": True})
+
+    def __post_init__(self) -> None:
+        if self.target_reduction not in ("none", "pca", "umap"):
+            raise ValueError(f"profiles: target_reduction must be none, pca or umap, got {self.target_reduction!r}")
+        if self.target_dim < 1:
+            raise ValueError(f"profiles: target_dim must be >= 1, got {self.target_dim}")
 
     @property
     def prompts(self) -> PromptConfig:

@@ -16,6 +16,26 @@ from benchmark.metrics import EvaluationConfig
 from benchmark.split import SplitConfig
 
 SUITES_DIR = Path(__file__).parent / "suites"
+RECIPES_FILE = Path(__file__).parent / "recipes.yaml"
+
+
+class Recipe(BaseModel):
+    """A published training recipe: `params` for every model, `distill` for distilled models only."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    source: str
+    params: dict[str, Any]
+    distill: dict[str, Any] = {}
+
+
+def load_recipes(path: Path = RECIPES_FILE) -> dict[str, Recipe]:
+    """The named recipes of a recipes file; errors name the file and the key."""
+    try:
+        return {name: Recipe.model_validate(value) for name, value in yaml.safe_load(path.read_text()).items()}
+    except (OSError, yaml.YAMLError, AttributeError) as error:
+        raise DataError(f"{path}: cannot read recipes ({error})") from None
+    except ValidationError as error:
+        raise DataError(f"{path}: {describe_validation_error(error)}") from None
 
 
 class _Strict(BaseModel):
@@ -99,12 +119,14 @@ class ModelEntry(_Strict):
 
     `search` declares the parameters Optuna tunes (one study per dataset and split); `params_from`
     names an earlier entry whose final (fixed + tuned) parameters this one starts from, keeping those
-    it accepts: a control gets the method's settings, a distilled model its backbone's. An entry's own
-    `params` and tuned values go on top.
+    it accepts: a control gets the method's settings, a distilled model its backbone's. `recipe` names a
+    recipe of `benchmark/recipes.yaml` whose parameters the model accepts are put under `params`. An
+    entry's own `params` and tuned values go on top.
     """
 
     name: str
     label: str | None = None
+    recipe: str | None = None
     params: dict[str, Any] = {}
     datasets: list[str] | None = None
     search: dict[str, ParamRange] = {}
@@ -118,6 +140,19 @@ class ModelEntry(_Strict):
     def applies_to(self, dataset: str) -> bool:
         """Whether this entry runs on `dataset`."""
         return self.datasets is None or dataset in self.datasets
+
+    @model_validator(mode="before")
+    @classmethod
+    def _apply_recipe(cls, data: Any) -> Any:
+        if not isinstance(data, dict) or data.get("recipe") is None or data.get("name") not in MODELS:
+            return data
+        recipes = load_recipes()
+        recipe = recipes.get(data["recipe"])
+        if recipe is None:
+            raise ValueError(f"recipe: unknown recipe {data['recipe']!r}; known: {sorted(recipes)} ({RECIPES_FILE})")
+        accepted = MODELS[data["name"]].accepted_params
+        offered = recipe.params | recipe.distill
+        return data | {"params": {k: v for k, v in offered.items() if k in accepted} | dict(data.get("params") or {})}
 
     @field_validator("name")
     @classmethod

@@ -13,13 +13,22 @@ evaluated model is fitted on).
 
 from __future__ import annotations
 
+import hashlib
 from typing import Literal
 
 import numpy as np
 
+from benchmark import paths
+from benchmark.files import atomic_output
 from benchmark.profile_settings import ProfileResources
 from benchmark.profiles.backends import CacheOnly
-from benchmark.profiles.encode import SentenceEncoder, UserEmbeddings, encode_cached, user_embeddings
+from benchmark.profiles.encode import (
+    SentenceEncoder,
+    UserEmbeddings,
+    encode_cached,
+    reduce_dimension,
+    user_embeddings,
+)
 from benchmark.profiles.generate import generate_profiles
 from benchmark.profiles.prompts import PromptConfig, catalog_texts, item_lines, recent_history, template_for
 from benchmark.profiles.store import Store
@@ -30,17 +39,42 @@ TargetKind = Literal["llm", "shuffled", "random", "side_info_text", "side_info_m
 
 def build_targets(split: Split, kind: TargetKind, resources: ProfileResources, seed: int, *,
                   progress: bool = True) -> UserEmbeddings:
-    """The distillation targets of `kind` for every user of `split`."""
+    """The distillation targets of `kind` for every user of `split`, through the configured reduction
+    (every kind alike, so that a control differs from the method in its content only)."""
     settings = resources.settings
     if kind == "side_info_text":
         texts = side_info_texts(split, settings.prompts)
-        return user_embeddings(split.log.n_users, texts, resources.encoder, resources.store, progress=progress)
-    if kind == "side_info_mean":
-        return side_info_mean(split, resources.encoder, resources.store, settings.prompts, progress=progress)
-    if kind == "random":
-        return random_targets(split, resources.encoder.dim, seed, settings.prompts.history)
-    embeddings = llm_profile_targets(split, resources, progress=progress)
+        embeddings = user_embeddings(split.log.n_users, texts, resources.encoder, resources.store, progress=progress)
+    elif kind == "side_info_mean":
+        embeddings = side_info_mean(split, resources.encoder, resources.store, settings.prompts, progress=progress)
+    elif kind == "random":
+        embeddings = random_targets(split, resources.encoder.dim, seed, settings.prompts.history)
+    else:
+        embeddings = llm_profile_targets(split, resources, progress=progress)
+    embeddings = reduced(embeddings, split, resources)
     return shuffled(embeddings, seed) if kind == "shuffled" else embeddings
+
+
+def reduced(embeddings: UserEmbeddings, split: Split, resources: ProfileResources) -> UserEmbeddings:
+    """`embeddings` through the settings' reduction, fitted on the users the model is fitted on; the
+    result is cached on disk (a UMAP fit takes minutes and every seed and control reuses it)."""
+    settings = resources.settings
+    if settings.target_reduction == "none":
+        return embeddings
+    fit_users = np.unique(split.log.user[split.validation.train_rows])
+    digest = hashlib.sha256()
+    for part in (embeddings.matrix, embeddings.has_target, fit_users):
+        digest.update(np.ascontiguousarray(part).tobytes())
+    digest.update(f"{settings.target_reduction}{settings.target_dim}".encode())
+    path = paths.cache_dir(resources.cache_dir) / "targets" / f"{digest.hexdigest()[:24]}.npy"
+    label = f"{embeddings.encoder}+{settings.target_reduction}{settings.target_dim}"
+    if path.is_file():
+        return UserEmbeddings(np.load(path), embeddings.has_target, label)
+    result = reduce_dimension(embeddings, fit_users, settings.target_dim, settings.target_reduction)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_output(path) as temporary, open(temporary, "wb") as handle:
+        np.save(handle, result.matrix)
+    return result
 
 
 def llm_profile_targets(split: Split, resources: ProfileResources, *, progress: bool = True) -> UserEmbeddings:

@@ -42,10 +42,15 @@ class TrainConfig:
     seed: int = 0
     precision: Literal["fp32", "bf16"] = "fp32"
     monitor: str = "ndcg@10"
+    # best: early stopping on `monitor` with the best epoch restored; last: all `max_epochs` are trained
+    # and the last epoch is kept (the official protocol), validation is only logged.
+    selection: Literal["best", "last"] = field(default="best", metadata={"omit_if_default": True})
 
     def __post_init__(self) -> None:
         if self.lr <= 0 or self.batch_size < 1 or self.max_epochs < 1 or self.patience < 1:
             raise ValueError(f"train: invalid settings {asdict(self)}")
+        if self.selection not in ("best", "last"):
+            raise ValueError(f"train: selection must be best or last, got {self.selection!r}")
         if self.precision not in ("fp32", "bf16"):
             raise ValueError(f"train: precision must be fp32 or bf16, got {self.precision!r}")
 
@@ -149,7 +154,8 @@ def train(
     epochs = tqdm(range(state.epoch + 1, config.max_epochs), initial=state.epoch + 1, total=config.max_epochs,
                   desc="train", unit="epoch", disable=not progress, leave=False)
     for epoch in epochs:
-        if epoch - max(state.best_epoch + 1, objective.final_phase_start) >= config.patience:
+        if (config.selection == "best"
+                and epoch - max(state.best_epoch + 1, objective.final_phase_start) >= config.patience):
             break
         epoch_started = time.perf_counter()
         generator = _seeded(config.seed, epoch)
@@ -178,7 +184,7 @@ def train(
         metrics["epoch_seconds"] = time.perf_counter() - epoch_started
         state.seconds += metrics["epoch_seconds"]
         value = metrics[f"val_{config.monitor}"]
-        if value > state.best_metric:
+        if value > state.best_metric or config.selection == "last":
             state.best_metric, state.best_epoch = value, epoch
             state.best_state = copy.deepcopy(model.state_dict())
         state.epoch = epoch

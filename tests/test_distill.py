@@ -135,7 +135,8 @@ def test_loss_ratio_weight_drives_profile_side_projection_to_the_trivial_minimum
         torch.manual_seed(0)
         model = SASRec(n_items, SASRecConfig(dim=16, blocks=2, heads=2, max_len=20, dropout=0.0))
         objective = DistillationObjective(16, profiles, np.ones(n_users, bool),
-                                          DistillConfig(alpha=0.4, distil_epochs=5, projection=projection))
+                                          DistillConfig(layer="final", alpha=0.4, distil_epochs=5,
+                                                        projection=projection))
         histories[projection] = train(model, data, lambda m: {"ndcg@10": 0.0},
                                       TrainConfig(max_epochs=5, patience=100, batch_size=32, lr=0.001),
                                       objective=objective, progress=False).history
@@ -143,3 +144,107 @@ def test_loss_ratio_weight_drives_profile_side_projection_to_the_trivial_minimum
     assert collapsed[-1]["train_distil_loss"] < collapsed[0]["train_distil_loss"] / 4
     assert collapsed[-1]["train_rec_loss"] > np.log(n_items) > kept[-1]["train_rec_loss"]
     assert min(row["train_distil_loss"] for row in kept) > 0.9 * spread
+
+
+def test_padded_pooling_equals_the_official_formulas():
+    """`pool_padding`: the official mean/exp pooling over a left-padded `max_len` window whose padding
+    states are zero, computed by hand; a batch trimmed of padding columns pools to the same vector."""
+    torch.manual_seed(0)
+    window, gamma = 6, 0.1
+    states = torch.randn(2, 4, 3)
+    real = torch.tensor([[False, True, True, True], [True] * 4])
+    full = torch.zeros(2, window, 3)
+    full[:, 2:] = states * real.unsqueeze(-1)  # the official left-padded, zeroed states
+    assert torch.allclose(aggregate(states, real, "mean", window=window), full.mean(1))
+    weights = torch.exp(gamma * torch.arange(window, dtype=torch.float32))
+    weights = weights / weights.sum()
+    assert torch.allclose(aggregate(states, real, "exp", gamma=gamma, window=window),
+                          (full * weights[None, :, None]).sum(1))
+    assert torch.allclose(aggregate(states[:, 1:], real[:, 1:], "mean", window=window)[0],
+                          aggregate(states, real, "mean", window=window)[0])
+    with pytest.raises(ValueError, match="pool_padding"):
+        DistillConfig(aggregation="attention", pool_padding=True)
+
+
+def test_layers_hook_block_outputs_before_the_final_layer_norm():
+    model = SASRec(20, SASRecConfig(dim=16, blocks=3, heads=2, max_len=8, dropout=0.0)).eval()
+    inputs = torch.randint(1, 21, (4, 8))
+    states = model.hidden_states(inputs)
+    x = model.embedding(inputs)
+    from baselines.transformer import attention_mask
+
+    mask = attention_mask(inputs, causal=True)
+    outputs = []
+    for block in model.blocks:
+        x = block(x, mask)
+        outputs.append(x)
+    from benchmark.distill import hooked_index
+
+    for layer in (1, 2, 3):
+        assert torch.allclose(states[hooked_index(layer, 3)], outputs[layer - 1])
+    assert torch.allclose(states[hooked_index("last", 3)], outputs[-1])
+    assert torch.allclose(states[hooked_index("final", 3)], model.final_norm(outputs[-1]))
+    assert hooked_index(-1, 3) == hooked_index("final", 3)
+    with pytest.raises(ValueError, match="layer"):
+        DistillConfig(layer="first")
+
+
+def test_loss_and_beta_equal_the_hand_computed_official_formula():
+    """L = alpha * beta * MSE(pool(h_k), P(e)) + (1 - alpha) * L_rec with beta = L_rec / MSE, computed by hand
+    on a tiny batch with padding; beta is logged."""
+    data, targets = small_setup()
+    model = SASRec(20, SASRecConfig(dim=16, blocks=2, heads=2, max_len=8, dropout=0.0))
+    config = DistillConfig(layer=1, aggregation="mean", pool_padding=True, alpha=0.4)
+    objective = DistillationObjective(16, targets, np.ones(24, bool), config)
+    batch = model.training_batch(data.users, data.sequences, torch.Generator().manual_seed(0))
+    loss, logs = objective(model, batch, 0, torch.Generator().manual_seed(1))
+    states = model.hidden_states(batch.inputs)
+    real = (batch.inputs != 0).float().unsqueeze(-1)
+    pooled = (states[0] * real).sum(1) / 8
+    distil = ((pooled - objective.projection(torch.as_tensor(targets))) ** 2).mean()
+    rec = model.loss(states[-1], batch, torch.Generator().manual_seed(1))
+    assert logs["distil_loss"] == pytest.approx(distil.item(), rel=1e-5)
+    assert logs["beta"] == pytest.approx((rec / distil).item(), rel=1e-5)
+    assert loss.item() == pytest.approx((0.4 * (rec / distil) * distil + 0.6 * rec).item(), rel=1e-5)
+
+
+def test_reduced_targets_keep_beta_near_one_under_the_beauty_recipe():
+    """Raw unit-norm sentence vectors give L_distil ~ 1/dim and beta in the hundreds; UMAP-reduced targets
+    (the official Beauty pipeline) keep beta within an order of magnitude of 1 at the first step."""
+    from benchmark.profiles.encode import UserEmbeddings, reduce_dimension
+
+    n_users, n_items = 400, 300
+    rng = np.random.default_rng(0)
+    raw = rng.normal(size=(n_users, 384)).astype(np.float32) + rng.normal(size=(8, 384))[rng.integers(0, 8, n_users)]
+    raw /= np.linalg.norm(raw, axis=1, keepdims=True)
+    users = np.arange(n_users)
+    targets = reduce_dimension(UserEmbeddings(raw, np.ones(n_users, bool), "e"), users, 128, "umap").matrix
+    sequences = torch.as_tensor(rng.integers(1, n_items + 1, (n_users, 51)))
+    sequences[: n_users // 2, :30] = 0
+    config = DistillConfig(layer=4, aggregation="mean", pool_padding=True, alpha=0.4, use_beta=True)
+    betas = {}
+    for name, matrix in (("raw", raw), ("umap", targets)):
+        torch.manual_seed(0)
+        model = SASRec(n_items, SASRecConfig(dim=128, blocks=4, heads=2, max_len=50, dropout=0.3))
+        objective = DistillationObjective(128, matrix, np.ones(n_users, bool), config)
+        batch = model.training_batch(torch.as_tensor(users[:256]), sequences[:256], torch.Generator())
+        betas[name] = objective(model, batch, 0, torch.Generator())[1]["beta"]
+    assert 0.1 < betas["umap"] < 10 < 100 < betas["raw"]
+
+
+def test_last_epoch_selection_trains_every_epoch_and_keeps_the_last():
+    data, _ = small_setup()
+    model = SASRec(20, SASRecConfig(dim=16, blocks=1, heads=1, max_len=8, dropout=0.0))
+    scores = iter([0.5, 0.1, 0.05, 0.01, 0.0])
+    snapshots = []
+
+    class Snapshot:
+        def on_epoch_end(self, epoch, metrics):
+            snapshots.append({k: v.clone() for k, v in model.state_dict().items()})
+
+    result = train(model, data, lambda m: {"ndcg@10": next(scores)},
+                   TrainConfig(max_epochs=5, patience=1, selection="last", lr=0.01), callbacks=[Snapshot()],
+                   progress=False)
+    assert result.epochs_run == 5 and result.best_epoch == 4 and result.best_metric == 0.0
+    assert all(torch.equal(snapshots[-1][k], v) for k, v in model.state_dict().items())
+    assert not all(torch.equal(snapshots[0][k], v) for k, v in model.state_dict().items())

