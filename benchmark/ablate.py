@@ -4,10 +4,12 @@ against one control, with the method's tuned settings reused, and the paired com
 Controls that swap the distillation target (same loss, same settings, different teacher):
 `side_info` (encoded non-LLM user text), `side_info_mean` (mean of item-text embeddings), `shuffled`
 (LLM profiles of other users), `random` (random vectors). Controls that change one setting of the
-method: `no_beta` (no loss balancing), `no_finetune` (distil during every epoch), `layer`,
-`aggregation`, `distance`, `projection` (`--value` picks the setting; defaults below). The runs are
-ordinary runs of the suite (same records, studies and MLflow experiment), so the method's runs are
-reused.
+method: `no_beta` (no loss balancing) and `no_finetune` (distil during every epoch), which take no
+value, and `layer` (default value 1), `aggregation` (attention), `distance` (cosine) and `projection`
+(hidden), whose value `--value` may change. The runs are ordinary runs of the suite (same records,
+studies and MLflow experiment), so the method's runs are reused; whatever of the method, its tuning
+and the control is not recorded yet is trained (`--dry-run` lists it first). Without `--suite` that is
+the `quick` suite on ML-100K: its tuning and 3 seeds of both models, about half an hour on 2 cores.
 """
 
 from __future__ import annotations
@@ -24,18 +26,17 @@ from analysis.compare import user_means
 from analysis.stats import paired_comparison
 from baselines.registry import MODELS
 from benchmark.data.errors import DataError
-from benchmark.run import SuiteRunner, add_common_arguments, options_from, print_table
+from benchmark.run import SuiteRunner, add_common_arguments, options_from, print_plan, print_table
 from benchmark.suite import ModelEntry, Suite, load_suite
 
 TARGET_CONTROLS = ("side_info", "side_info_mean", "shuffled", "random")
 SETTING_CONTROLS: dict[str, tuple[str, Any]] = {  # control -> (parameter, default value)
-    "no_beta": ("use_beta", False),
     "layer": ("layer", 1),
     "aggregation": ("aggregation", "attention"),
     "distance": ("distance", "cosine"),
     "projection": ("projection", "hidden"),
 }
-CONTROLS = (*TARGET_CONTROLS, *SETTING_CONTROLS, "no_finetune")
+CONTROLS = (*TARGET_CONTROLS, *SETTING_CONTROLS, "no_beta", "no_finetune")
 
 
 def control_entry(method: ModelEntry, control: str, value: Any = None) -> ModelEntry:
@@ -44,14 +45,22 @@ def control_entry(method: ModelEntry, control: str, value: Any = None) -> ModelE
         raise DataError(f"--method {method.display}: ablations apply to a distilled model (name ending in -kd)")
     if control not in CONTROLS:
         raise DataError(f"--control {control!r}: choose one of {', '.join(CONTROLS)}")
+    if value is not None and control not in SETTING_CONTROLS:
+        raise DataError(f"--control {control} takes no --value (controls with a value: {', '.join(SETTING_CONTROLS)})")
     name, overrides = method.name, {}
     if control in TARGET_CONTROLS:
         name = f"{method.name}-{control}"
     elif control == "no_finetune":
         overrides = {"distil_epochs": MODELS[method.name].resolve(method.params)["max_epochs"]}
+    elif control == "no_beta":
+        overrides = {"use_beta": False}
     else:
         parameter, default = SETTING_CONTROLS[control]
         overrides = {parameter: default if value is None else value}
+        try:
+            MODELS[name].resolve(method.params | overrides)
+        except (ValueError, TypeError) as error:
+            raise DataError(f"--value {value!r} for --control {control}: {error}") from None
     label = f"{method.display}-{control}" + (f"={value}" if value is not None else "")
     return ModelEntry(name=name, label=label, params=overrides, datasets=method.datasets, params_from=method.display)
 
@@ -95,8 +104,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--control", required=True, help=f"one of: {', '.join(CONTROLS)}")
     parser.add_argument("--suite", default="quick", help="suite whose datasets, splits, seeds and tuning are used")
     parser.add_argument("--method", default="sasrec-kd", help="the distilled model entry (label) to ablate")
-    parser.add_argument("--value", help="the control's setting (layer, aggregation, distance, projection)")
+    parser.add_argument("--value", help="the setting of a layer, aggregation, distance or projection control "
+                        f"(defaults: {', '.join(f'{c}={v}' for c, (_, v) in SETTING_CONTROLS.items())})")
     parser.add_argument("--metric", default="ndcg@10")
+    parser.add_argument("--dry-run", action="store_true", help="list the runs and tuning this would do, and stop")
     add_common_arguments(parser)
     args = parser.parse_args(argv)
     value: Any = int(args.value) if args.value is not None and args.value.lstrip("-").isdigit() else args.value
@@ -105,7 +116,10 @@ def main(argv: list[str] | None = None) -> int:
         control = control_entry(suite.model(args.method), args.control, value).display
         options = options_from(args)
         only = options.only | {"model": {args.method, control}}
-        runner = SuiteRunner(suite, replace(options, only=only))
+        runner = SuiteRunner(suite, replace(options, only=only, progress=not args.dry_run))
+        if args.dry_run:
+            print_plan(runner.plan())
+            return 0
         runner.run()
     except (DataError, ValueError, KeyError) as error:
         print(f"error: {error}", file=sys.stderr)

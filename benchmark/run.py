@@ -99,6 +99,13 @@ class SuiteRunner:
 
     def __init__(self, suite: Suite, options: RunOptions):
         self.suite, self.options = suite, options
+        known = {"dataset": sorted(d.label for d in suite.datasets),
+                 "model": sorted({m.display for m in suite.models} | {m.name for m in suite.models})}
+        for key, values in options.only.items():
+            unknown = sorted(values - set(known[key]))
+            if unknown:
+                raise DataError(f"--only {key}={','.join(unknown)}: not in suite {suite.name} "
+                                f"(its {key}s: {', '.join(known[key])})")
         self.output = options.output or paths.cache_dir(options.cache_dir) / "runs" / suite.name
         self.storage = options.storage or default_storage(options.cache_dir)
         self._tracker: Tracker | None = None
@@ -379,7 +386,10 @@ def add_common_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def options_from(args: argparse.Namespace, **extra: Any) -> RunOptions:
-    """RunOptions from parsed common arguments."""
+    """RunOptions from parsed common arguments; a `--data-dir` that is not a folder is an error (rather
+    than a silent download)."""
+    if args.data_dir is not None and not Path(args.data_dir).is_dir():
+        raise DataError(f"--data-dir {args.data_dir}: no such folder")
     return RunOptions(data_dir=args.data_dir, cache_dir=args.cache_dir,
                       output=Path(args.output) if args.output else None, only=parse_only(args.only),
                       tracking_uri=args.tracking_uri, storage=args.storage, **extra)
@@ -406,14 +416,23 @@ def main(argv: list[str] | None = None) -> int:
     except (DataError, ValueError, KeyError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
-    print_table(table)
     if args.dry_run:
-        finals = table[table["what"].str.startswith("final")]
-        print(f"\n{len(finals)} final runs planned, {int((finals['status'] == 'done').sum())} already done; "
-              f"{int((table['what'].str.startswith('tuning')).sum())} studies")
-    else:
-        print(f"\n{len(table)} runs ({int(table['cached'].sum())} from earlier sessions); records in {runner.output}")
+        print_plan(table)
+        return 0
+    print_table(table)
+    uri = runner.tracker.uri
+    print(f"\n{len(table)} runs ({int(table['cached'].sum())} already recorded before this command); "
+          f"records in {runner.output}\nMLflow tracking URI: {uri}\nbrowse them with: mlflow ui --backend-store-uri {uri}")
     return 0
+
+
+def print_plan(table: pd.DataFrame) -> None:
+    """Print a dry run's plan and its totals."""
+    print_table(table)
+    finals = table[table["what"].str.startswith("final")] if len(table) else table
+    studies = int(table["what"].str.startswith("tuning").sum()) if len(table) else 0
+    done = int((finals["status"] == "done").sum()) if len(finals) else 0
+    print(f"\n{len(finals)} final runs planned, {done} already done; {studies} studies")
 
 
 if __name__ == "__main__":

@@ -3,6 +3,7 @@ plain data (YAML)."""
 
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
 from typing import Any, Literal
 
@@ -64,8 +65,15 @@ class DatasetEntry(_Strict):
 
     @property
     def label(self) -> str:
-        """Display name."""
-        return str(self.config.get("name")) if self.config is not None else str(self.name)
+        """Display name: the dataset's `name` (also for a dataset given as the path of its YAML file)."""
+        if self.config is not None:
+            return str(self.config.get("name"))
+        path = Path(str(self.name))
+        if path.suffix in (".yaml", ".yml") and path.is_file():
+            with contextlib.suppress(yaml.YAMLError, AttributeError, OSError):
+                return str(yaml.safe_load(path.read_text()).get("name") or path.stem)
+            return path.stem
+        return str(self.name)
 
 
 class ParamRange(_Strict):

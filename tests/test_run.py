@@ -100,3 +100,53 @@ def test_run_key_covers_defaults_not_labels():
     relabelled = RunSpec("s", "d", "f", {}, {}, "sasrec", "b", entry.resolved_params, 0)
     changed = RunSpec("s", "d", "f", {}, {}, "sasrec", "a", entry.resolved_params | {"lr": 0.01}, 0)
     assert first.key == relabelled.key != changed.key
+
+
+@pytest.mark.parametrize("argv,expected", [
+    (["--only", "dataset=ml-200k", "--dry-run"], "--only dataset=ml-200k: not in suite smoke (its datasets: ml-100k)"),
+    (["--only", "dataset=ml-200k"], "--only dataset=ml-200k: not in suite smoke (its datasets: ml-100k)"),
+    (["--only", "model=sasrec9"], "--only model=sasrec9: not in suite smoke (its models:"),
+    (["--data-dir", "/no/such/folder", "--dry-run"], "--data-dir /no/such/folder: no such folder"),
+])
+def test_bad_run_arguments_give_one_line_errors(argv, expected, capsys, tmp_path):
+    assert run_cli([*argv, "--cache-dir", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"error: {expected}") and err.count("\n") == 1 and "Traceback" not in err
+
+
+@pytest.mark.parametrize("argv,expected", [
+    (["--control", "layer", "--value", "banana"], "--value 'banana' for --control layer: distill: layer must be"),
+    (["--control", "no_beta", "--value", "anything"], "--control no_beta takes no --value"),
+    (["--control", "shuffled", "--value", "2"], "--control shuffled takes no --value"),
+    (["--control", "dropout"], "--control 'dropout': choose one of"),
+])
+def test_bad_ablation_arguments_give_one_line_errors(argv, expected, capsys, tmp_path):
+    from benchmark.ablate import main as ablate_cli
+
+    assert ablate_cli([*argv, "--dry-run", "--cache-dir", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"error: {expected}") and err.count("\n") == 1
+
+
+def test_ablation_dry_run_lists_the_method_and_the_control(capsys, tmp_path, mirror):
+    from benchmark.ablate import main as ablate_cli
+
+    assert ablate_cli(["--control", "layer", "--value", "2", "--dry-run", "--cache-dir", str(tmp_path),
+                       "--data-dir", str(mirror)]) == 0
+    out = capsys.readouterr().out
+    assert "sasrec-kd-layer=2" in out and "tuning" in out and "final runs planned, 0 already done" in out
+
+
+def test_a_dataset_given_as_a_yaml_path_runs_under_its_name(tmp_path, capsys):
+    (tmp_path / "events.csv").write_text("customer,sku,when\n" + "".join(
+        f"c{u},p{(u + d) % 7},{1_700_000_000 + 86400 * d + u}\n" for u in range(12) for d in range(8)))
+    (tmp_path / "shop.yaml").write_text("name: shop\ninteractions: events.csv\n"
+                                        "columns: {user: customer, item: sku, timestamp: when}\ntimestamp_unit: s\n")
+    suite = tmp_path / "s.yaml"
+    suite.write_text(f"name: yamlpath\ndatasets: [{{name: {tmp_path / 'shop.yaml'}, preprocessing: {{min_user_interactions: 1, "
+                     f"min_item_interactions: 1}}}}]\nsplits: [{{quantile: 0.7, target: last, validation: last_train_item}}]\n"
+                     f"models: [{{name: mostpop}}]\n")
+    assert load_suite(suite).datasets[0].label == "shop"
+    assert run_cli(["--suite", str(suite), "--cache-dir", str(tmp_path / "cache")]) == 0
+    assert (tmp_path / "cache" / "runs" / "yamlpath" / "shop").is_dir()
+    assert "mlflow ui --backend-store-uri sqlite:///" in capsys.readouterr().out
