@@ -1,4 +1,4 @@
-"""`python -m analysis.report [--suite full] [--tracking-uri URI] [--output results]`: the leaderboard.
+"""`python -m analysis.report [--suite full] [--tracking-uri URI] [--output DIR]`: the leaderboard.
 
 Reads the suite's final runs from the MLflow tracking store (record and per-user test metrics of each
 run) and writes, under the output folder, `leaderboard-SUITE.md` (the protocol, then one table per
@@ -30,13 +30,17 @@ from mlflow.tracking import MlflowClient
 
 from analysis.figures import PRIMARY, suite_figures
 from analysis.stats import PairedResult, holm, mean_ci, paired_comparison, seed_test, user_means
+from benchmark import paths
 from benchmark.suite import load_suite
 from benchmark.tracking import default_tracking_uri
 
 HEADLINE_SUITE = "full"
+# The smallest gain the seed paper reports (SASRec on Amazon Beauty, NDCG@10 +4.9%): a comparison whose 95%
+# CI half-width exceeds this share of its reference's mean cannot tell such a gain from none.
+CLAIMED_RELATIVE_GAIN = 0.049
 METRICS = [f"{name}@{k}" for name in ("ndcg", "hr", "mrr") for k in (5, 10, 20)]
 COMPARISON_COLUMNS = ["model", "reference", "kind", "metric", "seeds", *PairedResult.__dataclass_fields__, "seed_t_test_p",
-                      "relative_gain"]
+                      "relative_gain", "reference_mean"]
 
 
 @dataclass(frozen=True)
@@ -147,7 +151,7 @@ def table_rows(runs: list[FinalRun], order: list[str]) -> tuple[pd.DataFrame, pd
                 comparisons.append({"model": label, "reference": reference, "kind": kind, "metric": metric,
                                     "seeds": len(mine), **result.as_dict(), "seed_t_test_p": seed_p,
                                     "relative_gain": result.mean_difference / theirs_mean.mean()
-                                    if theirs_mean.mean() else float("nan")})
+                                    if theirs_mean.mean() else float("nan"), "reference_mean": theirs_mean.mean()})
     compared = pd.DataFrame(comparisons, columns=COMPARISON_COLUMNS)
     compared["wilcoxon_p_holm"] = holm(compared["wilcoxon_p"].to_numpy())
     return summary, compared
@@ -191,22 +195,47 @@ def leaderboard_markdown(summary: pd.DataFrame, compared: pd.DataFrame) -> str:
     detail = ["", f"{PRIMARY.upper()} in detail (CI: bootstrap 95% over users; Δ: paired per-user difference "
                   "with its CI; d: Cohen's d_z; p: Wilcoxon, Holm-adjusted across this table; seed p: paired "
                   "t-test across seed means):", "",
-              "| model | mean [95% CI] | ± seed std | vs | Δ [95% CI] | gain | d | p (Holm) | t-test p | seed p |",
-              "|---|---|---|---|---|---|---|---|---|---|"]
+              "| model | mean [95% CI] | ± seed std | vs | Δ [95% CI] | gain | d | p (Holm) | t-test p | seed p | MDE |",
+              "|---|---|---|---|---|---|---|---|---|---|---|"]
     for label, row in summary.iterrows():
         head = (f"| {label} | {row[PRIMARY]:.4f} [{row[f'{PRIMARY} ci_low']:.4f}, {row[f'{PRIMARY} ci_high']:.4f}] "
                 f"| {row[f'{PRIMARY} seed_std']:.4f} ")
         tests = compared[(compared["model"] == label) & (compared["metric"] == PRIMARY)]
         if tests.empty:
-            detail.append(head + "| | | | | | | |")
+            detail.append(head + "| | | | | | | | |")
         for _, test in tests.iterrows():
             fewer = test["seeds"] < max(row["seeds"], summary.loc[test["reference"], "seeds"])
             paired = f" ({test['seeds']} paired seeds)" if fewer else ""
             detail.append(head + f"| {test['reference']}{paired} | {test['mean_difference']:+.4f} "
                                  f"[{test['ci_low']:+.4f}, {test['ci_high']:+.4f}] | {test['relative_gain']:+.1%} "
                                  f"| {test['effect_size']:+.2f} | {test['wilcoxon_p_holm']:.3g}{_mark(test['wilcoxon_p_holm'])} "
-                                 f"| {test['t_test_p']:.3g} | {_seed_p(test['seed_t_test_p'])} |")
-    return "\n".join(lines + detail)
+                                 f"| {test['t_test_p']:.3g} | {_seed_p(test['seed_t_test_p'])} | {_power(test)} |")
+    return "\n".join(lines + detail + ["", power_note(compared)])
+
+
+def underpowered(test: pd.Series) -> bool:
+    """Whether a comparison's 95% CI is too wide to tell the paper's claimed gain from no gain."""
+    return bool((test["ci_high"] - test["ci_low"]) / 2 > CLAIMED_RELATIVE_GAIN * abs(test["reference_mean"]))
+
+
+def _power(test: pd.Series) -> str:
+    relative = test["mde"] / test["reference_mean"] if test["reference_mean"] else float("nan")
+    return f"{test['mde']:.4f} ({relative:.1%})" + (" underpowered" if underpowered(test) else "")
+
+
+def power_note(compared: pd.DataFrame) -> str:
+    """One sentence on what the table's comparisons can detect."""
+    tests = compared[compared["metric"] == PRIMARY]
+    if tests.empty:
+        return "Power: no comparison in this table."
+    mde = tests["mde"].median()
+    relative = mde / tests["reference_mean"].median() if tests["reference_mean"].median() else float("nan")
+    weak = int(tests.apply(underpowered, axis=1).sum())
+    return (f"Power: over {int(tests['users'].median())} test users, the minimum detectable {PRIMARY.upper()} "
+            f"difference (80% power, two-sided α = 0.05, from the observed per-user differences; MDE column) is "
+            f"{mde:.4f} at the median, {relative:.1%} of the reference's mean; the paper's smallest claimed gain is "
+            f"+{CLAIMED_RELATIVE_GAIN:.1%}. {weak} of {len(tests)} comparisons are underpowered (95% CI half-width "
+            f"above that gain).")
 
 
 def studies_of(runs: list[FinalRun]) -> set[str]:
@@ -326,7 +355,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--suite", default=HEADLINE_SUITE, help="suite whose MLflow experiment is reported")
     parser.add_argument("--tracking-uri", help="MLflow tracking URI (default: the embedded store in the cache)")
     parser.add_argument("--cache-dir")
-    parser.add_argument("--output", default="results", help="folder for leaderboard-SUITE.* and figures/")
+    parser.add_argument("--output", help="folder for leaderboard-SUITE.* and figures/ (default: results/ for the "
+                        f"published suites {', '.join(paths.PUBLISHED_SUITES)}, else <cache-dir>/reports/SUITE)")
     parser.add_argument("--readme", type=Path, help="also refresh this README's <!-- leaderboard:SUITE --> block")
     args = parser.parse_args(argv)
     uri = args.tracking_uri or default_tracking_uri(args.cache_dir)
@@ -339,7 +369,7 @@ def main(argv: list[str] | None = None) -> int:
     except ValueError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
-    output = Path(args.output)
+    output = Path(args.output) if args.output else paths.report_dir(args.suite, args.cache_dir)
     tables = write_report(runs, args.suite, output, order, tuning_effort(uri, args.suite, studies_of(runs)))
     for path in suite_figures(tables, runs, uri, args.suite, output / "figures"):
         print(f"wrote {path}")

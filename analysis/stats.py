@@ -5,7 +5,11 @@ the mean per-user difference with a bootstrap 95% confidence interval, the effec
 mean difference over the standard deviation of the differences), the Wilcoxon signed-rank and the
 paired t-test p-values, and, across the comparisons of one table, Holm–Bonferroni adjusted p-values.
 Seeds are handled by averaging each user's metric over seeds first (the user is the unit); the seed
-means get their own paired t-test across seeds.
+means get their own paired t-test across seeds. Every comparison also states its power: the minimum
+detectable effect (MDE), the smallest true mean difference a two-sided test at alpha = 0.05 detects with
+80% power given the spread of the per-user differences actually observed and the number of users
+(normal approximation: (z_0.975 + z_0.8) * sd / sqrt(n)). A comparison whose MDE exceeds the effect it
+is meant to find cannot confirm or refute that effect.
 """
 
 from __future__ import annotations
@@ -30,6 +34,7 @@ class PairedResult:
     effect_size: float
     wilcoxon_p: float
     t_test_p: float
+    mde: float
 
     def as_dict(self) -> dict[str, float]:
         """Plain-data form."""
@@ -53,14 +58,23 @@ def paired_comparison(a: pd.Series, b: pd.Series, seed: int = 0) -> PairedResult
     if len(differences) == 0:
         raise ValueError("paired comparison: the two runs share no test user")
     if not differences.any():
-        return PairedResult(len(differences), 0.0, 0.0, 0.0, 0.0, 1.0, 1.0)
+        return PairedResult(len(differences), 0.0, 0.0, 0.0, 0.0, 1.0, 1.0, 0.0)
     low, high = mean_ci(differences, seed)
     spread = differences.std(ddof=1)
     return PairedResult(
+        mde=minimum_detectable_effect(spread, len(differences)),
         users=len(differences), mean_difference=float(differences.mean()), ci_low=low, ci_high=high,
         effect_size=float(differences.mean() / spread) if spread > 0 else float("inf") * np.sign(differences.mean()),
         wilcoxon_p=float(stats.wilcoxon(differences, zero_method="zsplit").pvalue),
         t_test_p=float(stats.ttest_1samp(differences, 0.0).pvalue))
+
+
+def minimum_detectable_effect(spread: float, users: int, alpha: float = 0.05, power: float = 0.8) -> float:
+    """The smallest true mean paired difference that a two-sided test at `alpha` detects with probability
+    `power`, for per-user differences with standard deviation `spread` over `users` users."""
+    if users < 2:
+        return float("inf")
+    return float((stats.norm.ppf(1 - alpha / 2) + stats.norm.ppf(power)) * spread / np.sqrt(users))
 
 
 def holm(p_values: np.ndarray | list[float]) -> np.ndarray:

@@ -8,6 +8,10 @@ from pathlib import Path
 DATA_DIR_ENV = "SEQREC_KD_DATA_DIR"
 CACHE_DIR_ENV = "SEQREC_KD_CACHE_DIR"
 PUBLISHED_PROFILES_ENV = "SEQREC_KD_PUBLISHED_PROFILES"
+# The suites whose leaderboards are published in the repository's results/ folder; a report of any other
+# suite goes to the cache, so that trying the tool never touches the published results.
+PUBLISHED_SUITES = ("full", "quick", "kd-ml1m", "paper")
+RESULTS_DIR = Path(__file__).resolve().parent.parent / "results"
 
 
 def data_dir(option: str | Path | None = None) -> Path | None:
@@ -31,4 +35,9 @@ def published_profiles_dir() -> Path | None:
     value = os.environ.get(PUBLISHED_PROFILES_ENV)
     if value is not None:
         return Path(value).expanduser() if value else None
-    return Path(__file__).resolve().parent.parent / "results" / "profiles"
+    return RESULTS_DIR / "profiles"
+
+
+def report_dir(suite: str, cache: str | Path | None = None) -> Path:
+    """Where a suite's report goes by default: results/ for a published suite, else <cache>/reports/<suite>."""
+    return RESULTS_DIR if suite in PUBLISHED_SUITES else cache_dir(cache) / "reports" / suite

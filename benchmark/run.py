@@ -202,7 +202,7 @@ class SuiteRunner:
         tuning = None
         if entry.params_from is not None:
             params, tuning = self.final_params(stage, self.suite.model(entry.params_from), tuned_only=tuned_only)
-            accepted = MODELS[entry.name].resolve(entry.params)
+            accepted = MODELS[entry.name].accepted_params
             params = {k: v for k, v in params.items() if k in accepted}
         return params | entry.params, tuning
 

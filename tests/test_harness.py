@@ -23,6 +23,7 @@ from mlflow.tracking import MlflowClient
 from optuna.trial import TrialState
 
 from analysis.report import main as report_cli
+from benchmark import paths
 from benchmark.ablate import control_entry
 from benchmark.ablate import main as ablate_cli
 from benchmark.data.dataset import load_dataset
@@ -186,6 +187,12 @@ def test_suite_tunes_then_runs_finals_with_the_best_parameters_and_mlflow_shows_
     assert (results / "leaderboard-tiny.tex").read_text().count("\\begin{tabular}") == 1
     figures = sorted(p.name for p in (results / "figures").glob("*.png"))
     assert figures == ["tiny-gains.png", "tiny-optuna-history.png", "tiny-training-curves.png"]
+    assert "| MDE |" in markdown and "Power: over" in markdown and "minimum detectable" in markdown
+    # a suite that is not published reports into the cache by default, never into the repository's results/
+    published = sorted(p.name for p in paths.RESULTS_DIR.iterdir())
+    assert report_cli(["--suite", "tiny", "--cache-dir", str(cache)]) == 0
+    assert (cache / "reports" / "tiny" / "leaderboard-tiny.md").is_file()
+    assert sorted(p.name for p in paths.RESULTS_DIR.iterdir()) == published
 
 
 def test_killed_anywhere_the_suite_resumes_without_duplicates_or_gaps(tmp_path, profile_cache):
