@@ -59,8 +59,9 @@ class FinalRun:
     def group(self) -> tuple[str, str]:
         """(dataset, split description): the runs of one table."""
         split = self.record["config"]["split"]
+        extra = f"; evaluation {split['evaluation']}" if "evaluation" in split else ""
         return self.record["config"]["dataset"], f"q={split['quantile']}, target {split['target']}, " \
-                                                 f"validation {split['validation']}"
+                                                 f"validation {split['validation']}{extra}"
 
 
 def load_final_runs(tracking_uri: str, suite: str) -> list[FinalRun]:
@@ -87,6 +88,21 @@ def load_final_runs(tracking_uri: str, suite: str) -> list[FinalRun]:
         print(f"{len(runs) - len(latest)} final run(s) superseded by a later run of the same dataset, split, "
               "model label and seed: left out", file=sys.stderr)
     return list(latest.values())
+
+
+def extra_evaluation_runs(runs: list[FinalRun], name: str) -> list[FinalRun]:
+    """The runs as one of the suite's extra evaluations saw them (`extra_evaluations` in the suite), with
+    that evaluation's per-user metrics and means under the usual metric names; the split label says which."""
+    prefix, seen = f"{name}/", []
+    for run in runs:
+        extra = run.record.get("test_extra", {}).get(name)
+        if extra is None:
+            continue
+        columns = {c: c.removeprefix(prefix) for c in run.per_user.columns if c.startswith(prefix)}
+        config = run.record["config"] | {"split": run.record["config"]["split"] | {"evaluation": name}}
+        seen.append(FinalRun(run.record | {"test": extra["test"], "config": config},
+                             run.per_user[list(columns)].rename(columns=columns)))
+    return seen
 
 
 def tuning_effort(tracking_uri: str, suite: str, studies: set[str]) -> tuple[int, float]:
@@ -269,7 +285,9 @@ def protocol(runs: list[FinalRun], suite: str, tuning: tuple[int, float]) -> lis
         f"- Suite `{suite}`: {len(records)} final runs; seeds {seeds}; code version {', '.join(versions)}.",
         "- Data: " + "; ".join(f"{name} (fingerprint {fp})" for name, fp in datasets) + ".",
         f"- Evaluation: full ranking over the whole catalogue, seen items {'filtered' if evaluation['filter_seen'] else 'kept'}, "
-        f"K = {evaluation['ks']}; global temporal split per table header.",
+        f"K = {evaluation['ks']}; global temporal split per table header."
+        + "".join(f" Extra evaluation `{name}`: seen items {'filtered' if extra['evaluation']['filter_seen'] else 'kept'}"
+                  f" (its own tables)." for name, extra in sorted(records[0].get("test_extra", {}).items())),
         f"- Tuning: Optuna TPE, {', '.join(map(str, trials)) or 'no'} trials per study (validation NDCG@10); "
         "controls and LLMEmb reuse the tuned settings of the model they control for.",
         "- Profiles (generator | encoder): " + ("; ".join(profiles) if profiles else "none") + ".",
@@ -285,7 +303,8 @@ def write_report(runs: list[FinalRun], suite: str, output: Path, order: list[str
     (trials run, hours) for the protocol."""
     output.mkdir(parents=True, exist_ok=True)
     groups: dict[tuple[str, str], list[FinalRun]] = {}
-    for run in runs:
+    extra_names = sorted({name for run in runs for name in run.record.get("test_extra", {})})
+    for run in runs + [seen for name in extra_names for seen in extra_evaluation_runs(runs, name)]:
         groups.setdefault(run.group, []).append(run)
     tables = {group: table_rows(members, order) for group, members in sorted(groups.items())}
     markdown = [f"# Leaderboard: suite `{suite}`", "",
@@ -294,6 +313,7 @@ def write_report(runs: list[FinalRun], suite: str, output: Path, order: list[str
                 "Wilcoxon p < 0.05 / 0.01 against the base model (the plain backbone a variant extends).", "",
                 "## Protocol", "", *protocol(runs, suite, tuning), ""]
     long_rows, latex = [], []
+    comparison_tables: dict[str, list[pd.DataFrame]] = {}
     for (dataset, split), (summary, compared) in tables.items():
         markdown += [f"## {dataset} ({split})", "", leaderboard_markdown(summary, compared), ""]
         controls = compared[compared["kind"] == "method"]
@@ -311,10 +331,11 @@ def write_report(runs: list[FinalRun], suite: str, output: Path, order: list[str
                                   "ci_high": row[f"{metric} ci_high"], "seed_std": row[f"{metric} seed_std"],
                                   "seeds": int(row["seeds"])})
         if not compared.empty:
-            compared.assign(dataset=dataset, split=split).to_csv(output / f"comparisons-{suite}-{dataset}.csv",
-                                                                 index=False)
+            comparison_tables.setdefault(dataset, []).append(compared.assign(dataset=dataset, split=split))
         shown = summary[[m for m in METRICS if m in summary.columns]].rename(columns=str.upper)
         latex.append(shown.to_latex(float_format="%.4f", caption=f"{dataset} ({split})", label=f"tab:{dataset}"))
+    for dataset, frames in comparison_tables.items():
+        pd.concat(frames).to_csv(output / f"comparisons-{suite}-{dataset}.csv", index=False)
     manifest = [{"run_key": r.record["key"], "dataset": r.record["config"]["dataset"], "model": r.label,
                  "seed": r.record["config"]["seed"], "code_version": r.record["config"]["code_version"],
                  "data_fingerprint": r.record["config"]["data_fingerprint"],

@@ -245,11 +245,16 @@ class SuiteRunner:
         fit_seconds = time.perf_counter() - started
         result = evaluate(fitted.model, stage.log, stage.split.test, max_len=fitted.model.max_len,
                           config=self.suite.evaluation)
+        per_user, extra = result.per_user, {}
+        for name, config in self.suite.extra_evaluations.items():
+            other = evaluate(fitted.model, stage.log, stage.split.test, max_len=fitted.model.max_len, config=config)
+            per_user = per_user.join(other.per_user.drop(columns="user_id").add_prefix(f"{name}/"))
+            extra[name] = {"evaluation": asdict(config), "test": other.means}
         per_user_path = path.with_suffix(".per_user.csv.gz")
         per_user_path.parent.mkdir(parents=True, exist_ok=True)
-        result.per_user.to_csv(per_user_path)
+        per_user.to_csv(per_user_path)
         record = {"key": spec.key, "config": spec.as_dict(), "split_report": stage.split.report(),
-                  "test": result.means, "fit": fitted.info, "fit_seconds": fit_seconds, "tuning": tuning,
+                  "test": result.means, **({"test_extra": extra} if extra else {}), "fit": fitted.info, "fit_seconds": fit_seconds, "tuning": tuning,
                   "host": host(),
                   "eval_seconds": time.perf_counter() - started - fit_seconds, "per_user": per_user_path.name}
         write_json_atomically(path, record)  # its presence marks the run as done

@@ -197,6 +197,9 @@ class Suite(_Strict):
     datasets: list[DatasetEntry] = Field(min_length=1)
     splits: list[SplitConfig] = Field([SplitConfig()], min_length=1)
     evaluation: EvaluationConfig = EvaluationConfig()
+    # further evaluations of every final run's model (e.g. with seen items filtered), reported as extra
+    # tables; they change no run's training, so they stay out of run keys
+    extra_evaluations: dict[str, EvaluationConfig] = {}
     models: list[ModelEntry] = Field(min_length=1)
     seeds: list[int] = Field([0], min_length=1)
     tuning: TuningConfig = TuningConfig()

@@ -7,6 +7,7 @@ import re
 import subprocess
 from pathlib import Path
 
+import pandas as pd
 import pytest
 
 from benchmark.data.errors import DataError
@@ -157,3 +158,34 @@ def test_a_dataset_given_as_a_yaml_path_runs_under_its_name(tmp_path, capsys):
     assert run_cli(["--suite", str(suite), "--cache-dir", str(tmp_path / "cache")]) == 0
     assert (tmp_path / "cache" / "runs" / "yamlpath" / "shop").is_dir()
     assert "mlflow ui --backend-store-uri sqlite:///" in capsys.readouterr().out
+
+
+def test_extra_evaluations_are_recorded_and_reported_as_their_own_tables(mirror, tmp_path, capsys):
+    """A suite's extra evaluation (seen items filtered besides kept) scores every final run twice, leaves run
+    keys alone, and the report gives it its own tables."""
+    from analysis.report import main as report_cli
+
+    kept = SMALL_SUITE.replace("splits: [{quantile: 0.9, target: last}]",
+                               "splits: [{quantile: 0.9, target: last}]\nevaluation: {filter_seen: false}")
+    suite = tmp_path / "small.yaml"
+    suite.write_text(kept)
+    args = ["--suite", str(suite), "--data-dir", str(mirror), "--cache-dir", str(tmp_path / "cache"),
+            "--output", str(tmp_path / "runs")]
+    assert run_cli([*args, "--dry-run"]) == 0
+    keys = re.findall(r"final run (\w+)", capsys.readouterr().out)
+    suite.write_text(kept + "extra_evaluations: {seen_filtered: {filter_seen: true}}\n")
+    assert run_cli([*args, "--dry-run"]) == 0
+    assert re.findall(r"final run (\w+)", capsys.readouterr().out) == keys
+    assert run_cli(args) == 0
+    record_path = next((tmp_path / "runs").rglob("mostpop-*.json"))
+    record = json.loads(record_path.read_text())
+    extra = record["test_extra"]["seen_filtered"]
+    assert extra["evaluation"]["filter_seen"] and not record["config"]["evaluation"]["filter_seen"]
+    per_user = pd.read_csv(record_path.parent / record["per_user"], index_col=0)
+    assert per_user["seen_filtered/ndcg@10"].mean() == pytest.approx(extra["test"]["ndcg@10"])
+    assert per_user["seen_filtered/ndcg@10"].mean() >= per_user["ndcg@10"].mean()  # filtering can only help
+    assert report_cli(["--suite", "small", "--cache-dir", str(tmp_path / "cache"), "--output",
+                       str(tmp_path / "report")]) == 0
+    markdown = (tmp_path / "report" / "leaderboard-small.md").read_text()
+    assert "target last, validation by_time)" in markdown and "validation by_time; evaluation seen_filtered)" in markdown
+    assert "Extra evaluation `seen_filtered`: seen items filtered" in markdown
