@@ -38,6 +38,7 @@ HEADLINE_SUITE = "full"
 # The smallest gain the seed paper reports (SASRec on Amazon Beauty, NDCG@10 +4.9%): a comparison whose 95%
 # CI half-width exceeds this share of its reference's mean cannot tell such a gain from none.
 CLAIMED_RELATIVE_GAIN = 0.049
+LEAKY_MARK = "†"
 METRICS = [f"{name}@{k}" for name in ("ndcg", "hr", "mrr") for k in (5, 10, 20)]
 COMPARISON_COLUMNS = ["model", "reference", "kind", "metric", "seeds", *PairedResult.__dataclass_fields__, "seed_t_test_p",
                       "relative_gain", "reference_mean"]
@@ -212,8 +213,21 @@ def main_table(summary: pd.DataFrame, compared: pd.DataFrame) -> str:
             if (label, metric) in base_tests.index:
                 mark = _mark(base_tests.loc[(label, metric), "wilcoxon_p_holm"])
             cells.append(f"{row[metric]:.4f}{mark}")
-        lines.append(f"| {label} | {int(row['seeds'])} | " + " | ".join(cells) + " |")
+        lines.append(f"| {shown(label)} | {int(row['seeds'])} | " + " | ".join(cells) + " |")
+    if any(leaky(label) for label in summary.index):
+        lines += ["", f"{LEAKY_MARK} leaky by construction: distilled towards the text of the user's test-period "
+                      "items; an upper bound of what the distillation channel can carry, not a method."]
     return "\n".join(lines)
+
+
+def leaky(label: str) -> bool:
+    """Whether a model entry uses test-period information (the `oracle` target): reported, never ranked."""
+    return label.endswith("-oracle")
+
+
+def shown(label: str) -> str:
+    """A label as the tables show it (leaky entries marked)."""
+    return f"{label} {LEAKY_MARK}" if leaky(label) else label
 
 
 def detail_table(summary: pd.DataFrame, compared: pd.DataFrame) -> list[str]:
@@ -224,7 +238,7 @@ def detail_table(summary: pd.DataFrame, compared: pd.DataFrame) -> list[str]:
               "| model | mean [95% CI] | ± seed std | vs | Δ [95% CI] | gain | d | p (Holm) | t-test p | seed p | MDE |",
               "|---|---|---|---|---|---|---|---|---|---|---|"]
     for label, row in summary.iterrows():
-        head = (f"| {label} | {row[PRIMARY]:.4f} [{row[f'{PRIMARY} ci_low']:.4f}, {row[f'{PRIMARY} ci_high']:.4f}] "
+        head = (f"| {shown(label)} | {row[PRIMARY]:.4f} [{row[f'{PRIMARY} ci_low']:.4f}, {row[f'{PRIMARY} ci_high']:.4f}] "
                 f"| {row[f'{PRIMARY} seed_std']:.4f} ")
         tests = compared[(compared["model"] == label) & (compared["metric"] == PRIMARY)]
         if tests.empty:

@@ -172,6 +172,7 @@ def _variants(name: str, model_class: type, config_class: type) -> dict[str, Mod
         f"{name}-kd-random": _neural(model_class, config_class, target="random"),
         f"{name}-kd-side_info": _neural(model_class, config_class, target="side_info_text"),
         f"{name}-kd-side_info_mean": _neural(model_class, config_class, target="side_info_mean"),
+        f"{name}-kd-oracle": _neural(model_class, config_class, target="oracle"),
         f"{name}-llmemb": _neural(model_class, config_class, llmemb=True),
     }
 

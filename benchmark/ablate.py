@@ -3,7 +3,8 @@ against one control, with the method's tuned settings reused, and the paired com
 
 Controls that swap the distillation target (same loss, same settings, different teacher):
 `side_info` (encoded non-LLM user text), `side_info_mean` (mean of item-text embeddings), `shuffled`
-(LLM profiles of other users), `random` (random vectors). Controls that change one setting of the
+(LLM profiles of other users), `random` (random vectors), `oracle` (LEAKY upper bound: the text of the
+user's test-period items). Controls that change one setting of the
 method: `no_beta` (no loss balancing) and `no_finetune` (distil during every epoch), which take no
 value, and `layer` (default value 1), `aggregation` (attention), `distance` (cosine) and `projection`
 (hidden), whose value `--value` may change. The runs are ordinary runs of the suite (same records,
@@ -29,7 +30,7 @@ from benchmark.data.errors import DataError
 from benchmark.run import SuiteRunner, add_common_arguments, options_from, print_plan, print_table
 from benchmark.suite import ModelEntry, Suite, load_suite
 
-TARGET_CONTROLS = ("side_info", "side_info_mean", "shuffled", "random")
+TARGET_CONTROLS = ("side_info", "side_info_mean", "shuffled", "random", "oracle")
 SETTING_CONTROLS: dict[str, tuple[str, Any]] = {  # control -> (parameter, default value)
     "layer": ("layer", 1),
     "aggregation": ("aggregation", "attention"),

@@ -6,9 +6,12 @@
 - `side_info_text`: the encoder's embedding of the concatenated raw item metadata of the history the
   prompt would have shown (no LLM).
 - `side_info_mean`: the mean of the history items' text embeddings (no LLM).
+- `oracle` (LEAKY, an upper bound, never a method): the encoder's embedding of the text of the items each
+  user interacts with AFTER the cutoff, the test period itself. If distilling even this does not help,
+  the distillation channel is the limit, not the LLM.
 
-Every target is built from the same training-period rows as the prompts (by default the rows the
-evaluated model is fitted on).
+Every target but `oracle` is built from the same training-period rows as the prompts (by default the
+rows the evaluated model is fitted on).
 """
 
 from __future__ import annotations
@@ -34,7 +37,7 @@ from benchmark.profiles.prompts import PromptConfig, catalog_texts, item_lines, 
 from benchmark.profiles.store import Store
 from benchmark.split import HistoryScope, Split
 
-TargetKind = Literal["llm", "shuffled", "random", "side_info_text", "side_info_mean"]
+TargetKind = Literal["llm", "shuffled", "random", "side_info_text", "side_info_mean", "oracle"]
 
 
 def build_targets(split: Split, kind: TargetKind, resources: ProfileResources, seed: int, *,
@@ -47,6 +50,9 @@ def build_targets(split: Split, kind: TargetKind, resources: ProfileResources, s
         embeddings = user_embeddings(split.log.n_users, texts, resources.encoder, resources.store, progress=progress)
     elif kind == "side_info_mean":
         embeddings = side_info_mean(split, resources.encoder, resources.store, settings.prompts, progress=progress)
+    elif kind == "oracle":
+        texts = oracle_texts(split, settings.prompts)
+        embeddings = user_embeddings(split.log.n_users, texts, resources.encoder, resources.store, progress=progress)
     elif kind == "random":
         embeddings = random_targets(split, resources.encoder.dim, seed, settings.prompts.history)
     else:
@@ -115,6 +121,17 @@ def side_info_texts(split: Split, prompts: PromptConfig = PromptConfig()) -> dic
     for user, index in histories.groupby("user", sort=True).indices.items():
         texts[int(user)] = "\n".join(line[2:] for line in lines[index])
     return texts
+
+
+def oracle_texts(split: Split, prompts: PromptConfig = PromptConfig()) -> dict[int, str]:
+    """Per user with interactions after the cutoff: the metadata lines of those test-period items, joined
+    (LEAKY by construction: the `oracle` upper bound)."""
+    template = template_for(split.log.domain, prompts.templates)
+    frame = split.log.frame()
+    later = frame[frame["timestamp"] > split.cutoff]
+    lines = np.asarray(item_lines(split.log, later, template.item_fields), dtype=object)
+    return {int(user): "\n".join(line[2:] for line in lines[index])
+            for user, index in later.groupby("user", sort=True).indices.items()}
 
 
 def side_info_mean(split: Split, encoder: SentenceEncoder, store: Store, prompts: PromptConfig = PromptConfig(),
