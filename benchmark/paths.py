@@ -38,6 +38,12 @@ def published_profiles_dir() -> Path | None:
     return RESULTS_DIR / "profiles"
 
 
+def records_dir(suite: str, cache: str | Path | None = None) -> Path:
+    """Where a suite's final-run records live by default: results/runs/<suite> for a published suite (a run
+    recorded there is done on any machine), else <cache>/runs/<suite>."""
+    return RESULTS_DIR / "runs" / suite if suite in PUBLISHED_SUITES else cache_dir(cache) / "runs" / suite
+
+
 def report_dir(suite: str, cache: str | Path | None = None) -> Path:
     """Where a suite's report goes by default: results/ for a published suite, else <cache>/reports/<suite>."""
     return RESULTS_DIR if suite in PUBLISHED_SUITES else cache_dir(cache) / "reports" / suite

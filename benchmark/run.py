@@ -106,7 +106,7 @@ class SuiteRunner:
             if unknown:
                 raise DataError(f"--only {key}={','.join(unknown)}: not in suite {suite.name} "
                                 f"(its {key}s: {', '.join(known[key])})")
-        self.output = options.output or paths.cache_dir(options.cache_dir) / "runs" / suite.name
+        self.output = options.output or paths.records_dir(suite.name, options.cache_dir)
         self.storage = options.storage or default_storage(options.cache_dir)
         self._tracker: Tracker | None = None
         self.bar: tqdm | None = None
@@ -383,7 +383,8 @@ def add_common_arguments(parser: argparse.ArgumentParser) -> None:
     """Options shared by benchmark.run, benchmark.tune and benchmark.ablate."""
     parser.add_argument("--data-dir", help="local dataset mirror (default: $SEQREC_KD_DATA_DIR; else download)")
     parser.add_argument("--cache-dir", help="cache folder (default: $SEQREC_KD_CACHE_DIR or ~/.cache/seqrec-kd-bench)")
-    parser.add_argument("--output", help="where run records go (default: <cache-dir>/runs/<suite>)")
+    parser.add_argument("--output", help="where run records go (default: results/runs/<suite> for the published "
+                        "suites, else <cache-dir>/runs/<suite>)")
     parser.add_argument("--only", help="restrict runs, e.g. dataset=ml-100k,model=sasrec-kd")
     parser.add_argument("--tracking-uri", help="MLflow tracking URI (default: sqlite:///<cache-dir>/mlflow/mlflow.db)")
     parser.add_argument("--storage", help="Optuna storage URL, e.g. postgresql://user:pw@host/db "

@@ -91,6 +91,9 @@ class Tracker:
         metrics = _history_metrics(record.get("fit", {}).get("history", []))
         metrics += [Metric(metric_name(f"test_{k}"), float(v), 0, 0) for k, v in record["test"].items()]
         metrics += [Metric(k, float(record[k]), 0, 0) for k in ("fit_seconds", "eval_seconds")]
+        metrics += [Metric(k, float(v), 0, 0) for k, v in record.get("fit", {}).items() if k in ("beta_first", "beta_last")]
+        metrics += [Metric(metric_name(f"test_{name}_{k}"), float(v), 0, 0)
+                    for name, extra in record.get("test_extra", {}).items() for k, v in extra["test"].items()]
         self._log(run_id, params, metrics)
         with tempfile.TemporaryDirectory() as folder:
             (Path(folder) / "config.json").write_text(json.dumps(config, indent=2, default=str))

@@ -189,3 +189,24 @@ def test_extra_evaluations_are_recorded_and_reported_as_their_own_tables(mirror,
     markdown = (tmp_path / "report" / "leaderboard-small.md").read_text()
     assert "target last, validation by_time)" in markdown and "validation by_time; evaluation seen_filtered)" in markdown
     assert "Extra evaluation `seen_filtered`: seen items filtered" in markdown
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(f"sqlite:///{tmp_path / 'cache' / 'mlflow' / 'mlflow.db'}")
+    runs = client.search_runs([client.get_experiment_by_name("small").experiment_id], "tags.model = 'mostpop'")
+    assert runs[0].data.metrics["test_seen_filtered_ndcg_at_10"] == pytest.approx(extra["test"]["ndcg@10"])
+
+
+def test_a_published_suite_keeps_its_records_in_results_and_a_fresh_cache_finds_them(mirror, tmp_path, monkeypatch,
+                                                                                      capsys):
+    from benchmark import paths
+
+    monkeypatch.setattr(paths, "RESULTS_DIR", tmp_path / "results")
+    monkeypatch.setattr(paths, "PUBLISHED_SUITES", ("small",))
+    suite = tmp_path / "small.yaml"
+    suite.write_text(SMALL_SUITE)
+    assert run_cli(["--suite", str(suite), "--data-dir", str(mirror), "--cache-dir", str(tmp_path / "first")]) == 0
+    assert len(list((tmp_path / "results" / "runs" / "small").rglob("*.json"))) == 3
+    capsys.readouterr()
+    assert run_cli(["--suite", str(suite), "--data-dir", str(mirror), "--cache-dir", str(tmp_path / "fresh"),
+                    "--dry-run"]) == 0
+    assert "3 final runs planned, 3 already done" in capsys.readouterr().out
