@@ -307,7 +307,8 @@ def protocol(runs: list[FinalRun], suite: str, tuning: tuple[int, float]) -> lis
         "- Profiles (generator | encoder): " + ("; ".join(profiles) if profiles else "none") + ".",
         "- Hardware: " + ("; ".join(hosts) if hosts else "not recorded") + f"; final runs took {hours:.1f} h "
         "of wall time (fit + evaluation), " + (f"tuning {tuning[1]:.1f} h ({tuning[0]} trials)." if tuning[0]
-                                                 else "no tuning."),
+                                                 else "tuning time not in this tracking store (imported records)."
+                                                 if trials else "no tuning."),
     ]
 
 

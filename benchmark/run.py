@@ -42,7 +42,7 @@ from benchmark.runs import RunSpec, result_path, write_json_atomically
 from benchmark.split import Split, SplitConfig
 from benchmark.suite import DatasetEntry, ModelEntry, Suite, load_suite
 from benchmark.targets import llm_profile_targets
-from benchmark.tracking import Tracker, default_tracking_uri
+from benchmark.tracking import Tracker, default_tracking_uri, split_tag
 from benchmark.tuning import (
     PruningCallback,
     best_params,
@@ -356,7 +356,7 @@ class SuiteRunner:
     def _tags(self, stage: Stage, model: str, profiles: str | None = None) -> dict[str, str]:
         return {"suite": self.suite.name, "dataset": stage.dataset.label, "model": model,
                 "data_fingerprint": stage.log.fingerprint,
-                "split": f"q{stage.config.quantile}/{stage.config.target}/{stage.config.validation}",
+                "split": split_tag(stage.config.as_dict()),
                 **({"profiles": profiles} if profiles else {})}
 
 

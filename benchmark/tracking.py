@@ -8,12 +8,19 @@ key is already in the experiment is not logged again, so a resumed suite never d
 
 The default tracking URI is a local SQLite database with an artifact folder next to it (embedded,
 nothing to start); `--tracking-uri http://host:5000` logs to an MLflow server instead.
+
+`python -m benchmark.tracking import --suite NAME` logs a suite's recorded final runs (its records
+folder: `results/runs/NAME` for a published suite) into the store, so that `mlflow ui` and
+`python -m analysis.report` show the published runs on a fresh clone without training anything. Where
+`results/manifest-NAME.csv` lists the reported runs, only those are imported.
 """
 
 from __future__ import annotations
 
+import argparse
 import json
 import subprocess
+import sys
 import tempfile
 from collections.abc import Iterable
 from functools import cache
@@ -148,3 +155,57 @@ def _history_metrics(history: Iterable[dict[str, float]]) -> list[Metric]:
     """Per-epoch metrics with step = epoch (what the MLflow UI plots as training curves)."""
     return [Metric(metric_name(name), float(value), 0, int(row["epoch"]))
             for row in history for name, value in row.items() if name != "epoch"]
+
+
+def split_tag(split: dict[str, Any]) -> str:
+    """The split as a short tag: q<quantile>/<target>/<validation>."""
+    return f"q{split['quantile']}/{split['target']}/{split['validation']}"
+
+
+def record_tags(record: dict[str, Any]) -> dict[str, str]:
+    """The tags of a final run, from its record."""
+    config = record["config"]
+    return {"suite": config["suite"], "dataset": config["dataset"], "model": config["model"],
+            "data_fingerprint": config["data_fingerprint"], "split": split_tag(config["split"]),
+            **({"profiles": config["profiles"]} if config.get("profiles") else {})}
+
+
+def import_records(tracker: Tracker, folder: Path, keys: set[str] | None = None) -> int:
+    """Log every final-run record under `folder` (only those whose key is in `keys`, if given) that the
+    store does not hold yet; returns how many records were considered."""
+    considered = 0
+    for path in sorted(folder.rglob("*.json")):
+        record = json.loads(path.read_text())
+        if "key" not in record or (keys is not None and record["key"] not in keys):
+            continue
+        per_user = pd.read_csv(path.parent / record["per_user"], index_col=0)
+        tracker.log_final(record, per_user, record_tags(record))
+        considered += 1
+    return considered
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point; returns the process exit code."""
+    parser = argparse.ArgumentParser(prog="python -m benchmark.tracking", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    commands = parser.add_subparsers(dest="command", required=True)
+    importer = commands.add_parser("import", help="log a suite's recorded final runs into the tracking store")
+    importer.add_argument("--suite", required=True)
+    importer.add_argument("--records", type=Path, help="records folder (default: the suite's)")
+    importer.add_argument("--cache-dir")
+    importer.add_argument("--tracking-uri")
+    args = parser.parse_args(argv)
+    folder = args.records or paths.records_dir(args.suite, args.cache_dir)
+    if not folder.is_dir():
+        print(f"error: {folder}: no records folder for suite {args.suite}", file=sys.stderr)
+        return 2
+    manifest = paths.RESULTS_DIR / f"manifest-{args.suite}.csv"
+    keys = set(pd.read_csv(manifest)["run_key"]) if manifest.is_file() and args.records is None else None
+    uri = args.tracking_uri or default_tracking_uri(args.cache_dir)
+    count = import_records(Tracker(uri, args.suite), folder, keys)
+    print(f"{count} final runs of {args.suite} from {folder} in {uri}\nbrowse them with: mlflow ui --backend-store-uri {uri}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

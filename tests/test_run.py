@@ -210,3 +210,15 @@ def test_a_published_suite_keeps_its_records_in_results_and_a_fresh_cache_finds_
     assert run_cli(["--suite", str(suite), "--data-dir", str(mirror), "--cache-dir", str(tmp_path / "fresh"),
                     "--dry-run"]) == 0
     assert "3 final runs planned, 3 already done" in capsys.readouterr().out
+    # the records alone rebuild the tracking store of a fresh machine, once
+    from mlflow.tracking import MlflowClient
+
+    from benchmark.tracking import main as tracking_cli
+
+    for _ in range(2):
+        assert tracking_cli(["import", "--suite", "small", "--cache-dir", str(tmp_path / "fresh")]) == 0
+    client = MlflowClient(f"sqlite:///{tmp_path / 'fresh' / 'mlflow' / 'mlflow.db'}")
+    finals = client.search_runs([client.get_experiment_by_name("small").experiment_id], "tags.kind = 'final'")
+    records = [json.loads(p.read_text()) for p in (tmp_path / "results" / "runs" / "small").rglob("*.json")]
+    assert sorted(r.data.tags["run_key"] for r in finals) == sorted(r["key"] for r in records)
+    assert "mlflow ui --backend-store-uri" in capsys.readouterr().out
