@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import json
 import os
 import signal
 import socket
@@ -362,9 +363,10 @@ def _free_port() -> int:
         return probe.getsockname()[1]
 
 
-@pytest.mark.slow
-def test_openai_backend_against_a_real_local_server(smollm2_directory, tmp_path):
-    from benchmark.profiles.backends import OpenAIBackend
+@pytest.fixture(scope="module")
+def transformers_server(smollm2_directory):
+    """A real `transformers serve` of SmolLM2-135M-Instruct on 127.0.0.1: (base URL, model name)."""
+    import urllib.request
 
     directory, _ = smollm2_directory
     port = _free_port()
@@ -373,8 +375,6 @@ def test_openai_backend_against_a_real_local_server(smollm2_directory, tmp_path)
                               env=os.environ | {"HF_HUB_OFFLINE": "1"}, stdout=subprocess.DEVNULL,
                               stderr=subprocess.DEVNULL)
     try:
-        import urllib.request
-
         deadline = time.time() + 180
         while time.time() < deadline:
             try:
@@ -382,17 +382,51 @@ def test_openai_backend_against_a_real_local_server(smollm2_directory, tmp_path)
                 break
             except OSError:
                 time.sleep(1)
-        backend = OpenAIBackend(f"http://127.0.0.1:{port}/v1", str(directory), concurrency=2,
-                                requests_per_second=20)
-        conversations = [[{"role": "user", "content": f"Name {n} fruits, one per line."}] for n in (2, 3, 4)]
-        results = backend.generate(conversations, GenerationParams(max_new_tokens=30))
-        assert all(r.error is None and r.text and r.completion_tokens > 0 for r in results)
-        unreachable = OpenAIBackend(f"http://127.0.0.1:{_free_port()}/v1", "x", timeout=2, max_retries=1)
-        failed = unreachable.generate(conversations[:1], GenerationParams(max_new_tokens=5))
-        assert failed[0].text is None and "Connection" in failed[0].error
+        yield f"http://127.0.0.1:{port}/v1", str(directory)
     finally:
         server.terminate()
         server.wait(timeout=30)
+
+
+@pytest.mark.slow
+def test_openai_backend_against_a_real_local_server(transformers_server):
+    from benchmark.profiles.backends import OpenAIBackend
+
+    url, model = transformers_server
+    backend = OpenAIBackend(url, model, concurrency=2, requests_per_second=20)
+    conversations = [[{"role": "user", "content": f"Name {n} fruits, one per line."}] for n in (2, 3, 4)]
+    results = backend.generate(conversations, GenerationParams(max_new_tokens=30))
+    assert all(r.error is None and r.text and r.completion_tokens > 0 for r in results)
+    unreachable = OpenAIBackend(f"http://127.0.0.1:{_free_port()}/v1", "x", timeout=2, max_retries=1)
+    failed = unreachable.generate(conversations[:1], GenerationParams(max_new_tokens=5))
+    assert failed[0].text is None and "Connection" in failed[0].error
+
+
+@pytest.mark.slow
+def test_a_suite_takes_its_profiles_from_a_real_openai_compatible_server(transformers_server, tmp_path):
+    """A suite names the generator backend, server and model: its distilled model's profiles come from a
+    real `transformers serve`, under a profile identity that names that server and model."""
+    from benchmark.run import main as run_cli
+
+    url, model = transformers_server
+    (tmp_path / "events.csv").write_text("customer,sku,when\n" + "".join(
+        f"c{u},p{(u * 3 + d) % 9},{1_700_000_000 + 86400 * d + u}\n" for u in range(8) for d in range(6)))
+    (tmp_path / "items.csv").write_text("sku,name\n" + "".join(f"p{i},Product number {i}\n" for i in range(9)))
+    (tmp_path / "shop.yaml").write_text("name: shop\ninteractions: events.csv\ntimestamp_unit: s\n"
+                                        "columns: {user: customer, item: sku, timestamp: when}\n"
+                                        "items: items.csv\nitem_columns: {item: sku, text: [name]}\n"
+                                        "domain: products\n")
+    suite = tmp_path / "served.yaml"
+    suite.write_text(f"name: served\ndatasets: [{{name: {tmp_path / 'shop.yaml'}, preprocessing: "
+                     "{min_user_interactions: 1, min_item_interactions: 1}}]\n"
+                     "splits: [{quantile: 0.7, target: last, validation: last_train_item}]\n"
+                     "models:\n  - {name: sasrec-kd, params: {dim: 8, blocks: 1, heads: 1, max_len: 8, max_epochs: 2, "
+                     f"distil_epochs: 1, max_new_tokens: 24, generator_backend: openai, generator_url: '{url}', "
+                     f"generator: '{model}', generator_concurrency: 2}}}}\n")
+    assert run_cli(["--suite", str(suite), "--cache-dir", str(tmp_path / "cache"), "--output", str(tmp_path / "runs")]) == 0
+    record = json.loads(next((tmp_path / "runs").rglob("sasrec-kd-*.json")).read_text())
+    assert record["config"]["profiles"].startswith(f"openai:{url}:{model}|")
+    assert record["fit"]["users_with_target"] >= 6
 
 
 def test_show_explains_a_user_without_training_history(mirror, capsys):

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 from dataclasses import asdict
 from pathlib import Path
@@ -17,42 +16,26 @@ from pathlib import Path
 from benchmark.data.dataset import load_dataset
 from benchmark.data.errors import DataError
 from benchmark.data.preprocess import PreprocessConfig
-from benchmark.profiles.backends import (
-    Backend,
-    CacheOnly,
-    GenerationParams,
-    LlamaCppBackend,
-    OpenAIBackend,
-    TransformersBackend,
-)
+from benchmark.profile_settings import ProfileResources, ProfileSettings
+from benchmark.profiles.backends import Backend, CacheOnly, GenerationParams
 from benchmark.profiles.generate import generate_profiles, pending_conversations, user_conversations
 from benchmark.profiles.lines import JOBS_FORMAT, PUBLISHED_FORMAT, RESULTS_FORMAT, read_lines, write_lines
 from benchmark.profiles.prompts import PromptConfig, build_prompts
 from benchmark.profiles.stats import profile_stats
 from benchmark.profiles.store import StoredProfile, cache_store
-from benchmark.profiles.weights import LLMS, materialize, source_for
+from benchmark.profiles.weights import LLMS, source_for
 from benchmark.split import TARGET_KINDS, VALIDATION_KINDS, Split, SplitConfig
 
 
 def make_backend(args: argparse.Namespace, *, load: bool = True) -> Backend:
     """The backend named on the command line (with `load=False`, only its identity)."""
-    if args.backend == "openai":
-        if not args.base_url:
-            raise DataError("--backend openai needs --base-url (e.g. http://127.0.0.1:8000/v1)")
-        if not load:
-            return CacheOnly(OpenAIBackend.identity(args.base_url, args.model))
-        return OpenAIBackend(args.base_url, args.model, api_key=os.environ.get("OPENAI_API_KEY", "not-needed"),
-                             concurrency=args.concurrency, requests_per_second=args.requests_per_second)
-    source = source_for(args.model, LLMS)
-    model_id = source.label
-    if args.backend == "llamacpp":
-        if not load:
-            return CacheOnly(LlamaCppBackend.identity(model_id))
-        return LlamaCppBackend(materialize(source, args.cache_dir), model_id)
+    settings = ProfileSettings(generator=args.model, generator_backend=args.backend, generator_url=args.base_url,
+                               generator_concurrency=args.concurrency,
+                               generator_requests_per_second=args.requests_per_second,
+                               generator_dtype=args.dtype, generator_batch_size=args.batch_size)
     if not load:
-        return CacheOnly(TransformersBackend.identity(model_id, args.dtype))
-    return TransformersBackend.from_registry(args.model, cache_dir=args.cache_dir, batch_size=args.batch_size,
-                                             dtype=args.dtype, workers=args.workers)
+        return CacheOnly(settings.backend_id)
+    return ProfileResources(settings, args.cache_dir, args.workers).backend()
 
 
 def split_for(args: argparse.Namespace) -> Split:
