@@ -19,6 +19,7 @@ import contextlib
 import json
 import os
 import platform
+import re
 import sys
 import time
 from collections.abc import Iterator
@@ -82,6 +83,7 @@ class RunOptions:
     storage: str | None = None
     worker: int = 0
     progress: bool = True
+    budget: float | None = None  # seconds: start no final run or study that its estimate says would overrun it
 
 
 @dataclass(frozen=True)
@@ -111,6 +113,8 @@ class SuiteRunner:
         self._tracker: Tracker | None = None
         self.bar: tqdm | None = None
         self.records: list[tuple[dict, pd.DataFrame]] = []  # final runs of the last `run`, with per-user metrics
+        self.left: list[dict[str, Any]] = []  # what the budget left undone: dataset, model, seed, estimate
+        self.started = time.monotonic()
 
     @property
     def tracker(self) -> Tracker:
@@ -273,11 +277,21 @@ class SuiteRunner:
         for stage in self.stages():
             self._status(f"{stage.dataset.label}: profiles")
             self.ensure_profiles(stage)
+            untuned = set()
             for entry in self.tuned(stage.dataset.label):
                 study = self.study_of(stage, entry)
-                self.bar.update(min(self._finished(study), self.suite.tuning.trials))
-                self.tune(stage, entry)
+                done = min(self._finished(study), self.suite.tuning.trials)
+                self.bar.update(done)
+                estimate = self.estimate(stage.dataset.label, entry.display)
+                if self.fits(None if estimate is None else estimate * (self.suite.tuning.trials - done)):
+                    self.tune(stage, entry)
+                else:
+                    untuned.add(entry.display)
             for entry in self.finals(stage.dataset.label):
+                if self._needs(entry) & untuned:
+                    self.left += [{"dataset": stage.dataset.label, "model": entry.display, "seed": seed,
+                                   "estimate_s": None, "why": "its tuning did not fit the budget"} for seed in seeds]
+                    continue
                 params, tuning = self.final_params(stage, entry)
                 for seed in seeds:
                     spec = self.run_spec(stage, entry, params, seed)
@@ -285,6 +299,10 @@ class SuiteRunner:
                     self._status(f"{stage.dataset.label} {entry.display} seed {seed}")
                     if path.is_file():
                         record = json.loads(path.read_text()) | {"cached": True}
+                    elif not self.fits(estimate := self.estimate(stage.dataset.label, entry.display)):
+                        self.left.append({"dataset": stage.dataset.label, "model": entry.display, "seed": seed,
+                                          "estimate_s": estimate, "why": "would overrun the budget"})
+                        continue
                     else:
                         record = self.execute(stage, spec, tuning)
                     per_user = pd.read_csv(path.parent / record["per_user"], index_col=0)
@@ -333,9 +351,35 @@ class SuiteRunner:
                         spec = self.run_spec(stage, entry, params, seed)
                         status = "done" if result_path(self.output, spec).is_file() else "to do"
                         what = f"final run {spec.key}"
+                    estimate = self.estimate(stage.dataset.label, entry.display) if status != "done" else 0.0
                     rows.append({"dataset": stage.dataset.label, "target": stage.config.target,
-                                 "model": entry.display, "seed": seed, "what": what, "status": status})
+                                 "model": entry.display, "seed": seed, "what": what, "status": status,
+                                 "estimate_min": None if estimate is None else round(estimate / 60, 1)})
         return pd.DataFrame(rows)
+
+    # -- budget --------------------------------------------------------------------------------------
+
+    def estimate(self, dataset: str, label: str) -> float | None:
+        """Seconds one final run of this entry takes on this dataset: the mean of its recorded runs (None
+        before the first one is recorded)."""
+        folder = self.output / dataset
+        times = [record["fit_seconds"] + record["eval_seconds"] for record in
+                 (json.loads(p.read_text()) for p in folder.glob("*.json")) if record["config"]["label"] == label]
+        return sum(times) / len(times) if times else None
+
+    def fits(self, seconds: float | None) -> bool:
+        """Whether work estimated at `seconds` ends within the budget (work without an estimate is started)."""
+        if self.options.budget is None or seconds is None:
+            return True
+        return time.monotonic() - self.started + seconds <= self.options.budget
+
+    def _needs(self, entry: ModelEntry) -> set[str]:
+        """The labels of the entry and of every entry it takes parameters from."""
+        labels = {entry.display}
+        while entry.params_from is not None:
+            entry = self.suite.model(entry.params_from)
+            labels.add(entry.display)
+        return labels
 
     # -- helpers -------------------------------------------------------------------------------------
 
@@ -414,10 +458,13 @@ def main(argv: list[str] | None = None) -> int:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--suite", default="smoke", help="suite name (benchmark/suites/NAME.yaml) or YAML path")
     add_common_arguments(parser)
-    parser.add_argument("--dry-run", action="store_true", help="print the plan and what is already done")
+    parser.add_argument("--dry-run", action="store_true", help="print the plan, what is already done, and estimates")
+    parser.add_argument("--budget", type=parse_duration, help="e.g. 2h30m: start no final run or study that its "
+                        "estimate (from the runs already recorded) says would end later; report what is left")
     args = parser.parse_args(argv)
     try:
-        runner = SuiteRunner(load_suite(args.suite), options_from(args, progress=not args.dry_run))
+        runner = SuiteRunner(load_suite(args.suite), options_from(args, progress=not args.dry_run,
+                                                                  budget=args.budget))
         table = runner.plan() if args.dry_run else runner.run()
     except (DataError, ValueError, KeyError) as error:
         print(f"error: {error}", file=sys.stderr)
@@ -426,6 +473,11 @@ def main(argv: list[str] | None = None) -> int:
         print_plan(table)
         return 0
     print_table(table)
+    if runner.left:
+        known = [item["estimate_s"] for item in runner.left if item["estimate_s"] is not None]
+        print(f"\nbudget: {len(runner.left)} final runs left for a later call (estimated {sum(known) / 3600:.1f} h "
+              f"for {len(known)} of them; the others have no recorded run to estimate from):")
+        print_table(pd.DataFrame(runner.left))
     uri = runner.tracker.uri
     print(f"\n{len(table)} runs ({int(table['cached'].sum())} already recorded before this command); "
           f"records in {runner.output}\nMLflow tracking URI: {uri}\nbrowse them with: mlflow ui --backend-store-uri {uri}")
@@ -433,12 +485,26 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def print_plan(table: pd.DataFrame) -> None:
-    """Print a dry run's plan and its totals."""
+    """Print a dry run's plan, its totals and the estimated time of what is left, per dataset."""
     print_table(table)
     finals = table[table["what"].str.startswith("final")] if len(table) else table
     studies = int(table["what"].str.startswith("tuning").sum()) if len(table) else 0
     done = int((finals["status"] == "done").sum()) if len(finals) else 0
     print(f"\n{len(finals)} final runs planned, {done} already done; {studies} studies")
+    todo = finals[finals["status"] != "done"] if len(finals) else finals
+    for dataset, runs in todo.groupby("dataset") if len(todo) else []:
+        known = runs["estimate_min"].dropna()
+        print(f"{dataset}: {len(runs)} final runs to do, estimated {known.sum() / 60:.1f} h for the {len(known)} "
+              f"with a recorded run of the same entry")
+
+
+def parse_duration(text: str) -> float:
+    """'2h30m', '90m', '45s', '1h' -> seconds (for --budget)."""
+    match = re.fullmatch(r"(?:(\d+(?:\.\d+)?)h)?(?:(\d+(?:\.\d+)?)m)?(?:(\d+(?:\.\d+)?)s)?", text.strip())
+    if not text.strip() or match is None:
+        raise argparse.ArgumentTypeError(f"expected a duration such as 2h30m, 90m or 45s, got {text!r}")
+    hours, minutes, seconds = (float(part or 0) for part in match.groups())
+    return hours * 3600 + minutes * 60 + seconds
 
 
 if __name__ == "__main__":

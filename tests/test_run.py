@@ -222,3 +222,27 @@ def test_a_published_suite_keeps_its_records_in_results_and_a_fresh_cache_finds_
     records = [json.loads(p.read_text()) for p in (tmp_path / "results" / "runs" / "small").rglob("*.json")]
     assert sorted(r.data.tags["run_key"] for r in finals) == sorted(r["key"] for r in records)
     assert "mlflow ui --backend-store-uri" in capsys.readouterr().out
+
+
+def test_a_budget_starts_no_run_its_estimate_says_would_overrun(mirror, tmp_path, capsys):
+    from benchmark.run import parse_duration
+
+    assert parse_duration("2h30m") == 9000 and parse_duration("90m") == 5400 and parse_duration("45s") == 45
+    for bad in ("", "2 hours", "h"):
+        with pytest.raises(Exception, match="duration"):
+            parse_duration(bad)
+    suite = tmp_path / "small.yaml"
+    suite.write_text(SMALL_SUITE)
+    args = ["--suite", str(suite), "--data-dir", str(mirror), "--cache-dir", str(tmp_path / "cache"),
+            "--output", str(tmp_path / "runs")]
+    assert run_cli(args) == 0  # seed 0 of every entry: what the estimates come from
+    suite.write_text(SMALL_SUITE + "seeds: [0, 1]\n")
+    capsys.readouterr()
+    assert run_cli([*args, "--dry-run"]) == 0
+    assert "ml-100k: 3 final runs to do, estimated" in capsys.readouterr().out
+    assert run_cli([*args, "--budget", "0s"]) == 0
+    out = capsys.readouterr().out
+    assert "budget: 3 final runs left for a later call" in out and "would overrun the budget" in out
+    assert len(list((tmp_path / "runs").rglob("*.json"))) == 3
+    assert run_cli([*args, "--budget", "1h"]) == 0
+    assert "budget:" not in capsys.readouterr().out and len(list((tmp_path / "runs").rglob("*.json"))) == 6
