@@ -24,6 +24,7 @@ from benchmark.metrics import EvaluationConfig
 from benchmark.profile_settings import ProfileResources, ProfileSettings
 from benchmark.profiles.encode import encode_cached
 from benchmark.profiles.prompts import catalog_texts
+from benchmark.runs import key_fields
 from benchmark.split import Split
 from benchmark.targets import TargetKind, build_targets
 from benchmark.train import Callback, TrainConfig
@@ -80,14 +81,6 @@ class ModelSpec:
         return ProfileSettings(**{f.name: resolved[f.name] for f in fields(ProfileSettings) if f.name in resolved})
 
 
-def key_fields(config: Any) -> dict[str, Any]:
-    """A config's fields as they enter run keys: all but the seed, and without the fields added after
-    runs were first published (marked `omit_if_default`) while they hold their default, so that those
-    runs keep their keys."""
-    return {f.name: getattr(config, f.name) for f in fields(config) if f.name != "seed"
-            and not (f.metadata.get("omit_if_default") and getattr(config, f.name) == f.default)}
-
-
 def split_params(params: dict[str, Any], *config_classes: type) -> list[dict[str, Any]]:
     """Distribute flat params over dataclasses by field name; an unknown key is an error naming it."""
     known = [{f.name for f in fields(cls)} for cls in config_classes]
@@ -130,7 +123,7 @@ def _neural(model_class: type, config_class: type, *, target: TargetKind | None 
     def resolve(params: dict[str, Any]) -> dict[str, Any]:
         resolved: dict[str, Any] = {}
         for config in configs(params):
-            resolved |= key_fields(config)
+            resolved |= key_fields(config, exclude=("seed",))  # the seed is a run-level setting
         return resolved
 
     def fit(split: Split, params: dict[str, Any], context: FitContext) -> Fitted:

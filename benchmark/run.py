@@ -43,7 +43,7 @@ from benchmark.runs import RunSpec, result_path, write_json_atomically
 from benchmark.split import Split, SplitConfig
 from benchmark.suite import DatasetEntry, ModelEntry, Suite, load_suite
 from benchmark.targets import llm_profile_targets
-from benchmark.tracking import Tracker, default_tracking_uri, split_tag
+from benchmark.tracking import Tracker, default_tracking_uri, record_tags, split_tag
 from benchmark.tuning import (
     PruningCallback,
     best_params,
@@ -115,6 +115,7 @@ class SuiteRunner:
         self.records: list[tuple[dict, pd.DataFrame]] = []  # final runs of the last `run`, with per-user metrics
         self.left: list[dict[str, Any]] = []  # what the budget left undone: dataset, model, seed, estimate
         self.started = time.monotonic()
+        self._run_seconds: dict[str, dict[str, list[float]]] = {}  # dataset -> label -> recorded run times
 
     @property
     def tracker(self) -> Tracker:
@@ -140,14 +141,16 @@ class SuiteRunner:
     def tuned(self, dataset: str) -> list[ModelEntry]:
         """Entries that need a study on `dataset`: selected tuned entries and tuned entries they start
         from, in suite order (a source is tuned before the entries that build on it)."""
-        needed: set[str] = set()
-        for entry in self.finals(dataset):
-            while True:
-                needed.add(entry.display)
-                if entry.params_from is None:
-                    break
-                entry = self.suite.model(entry.params_from)
+        needed = set().union(*(self.lineage(entry) for entry in self.finals(dataset)))
         return [m for m in self.suite.models if m.display in needed and m.search]
+
+    def lineage(self, entry: ModelEntry) -> set[str]:
+        """The labels of the entry and of every entry it takes parameters from."""
+        labels = {entry.display}
+        while entry.params_from is not None:
+            entry = self.suite.model(entry.params_from)
+            labels.add(entry.display)
+        return labels
 
     def stages(self) -> Iterator[Stage]:
         """Each selected dataset under each split (loaded lazily, one at a time)."""
@@ -288,7 +291,7 @@ class SuiteRunner:
                 else:
                     untuned.add(entry.display)
             for entry in self.finals(stage.dataset.label):
-                if self._needs(entry) & untuned:
+                if self.lineage(entry) & untuned:
                     self.left += [{"dataset": stage.dataset.label, "model": entry.display, "seed": seed,
                                    "estimate_s": None, "why": "its tuning did not fit the budget"} for seed in seeds]
                     continue
@@ -305,8 +308,9 @@ class SuiteRunner:
                         continue
                     else:
                         record = self.execute(stage, spec, tuning)
+                        self._run_seconds.pop(stage.dataset.label, None)  # read again with this run
                     per_user = pd.read_csv(path.parent / record["per_user"], index_col=0)
-                    self.tracker.log_final(record, per_user, self._tags(stage, entry.name, spec.profiles))
+                    self.tracker.log_final(record, per_user, record_tags(record))
                     self.records.append((record, per_user))
                     rows.append(_summary_row(record))
                     self.bar.update()
@@ -362,24 +366,23 @@ class SuiteRunner:
     def estimate(self, dataset: str, label: str) -> float | None:
         """Seconds one final run of this entry takes on this dataset: the mean of its recorded runs (None
         before the first one is recorded)."""
-        folder = self.output / dataset
-        times = [record["fit_seconds"] + record["eval_seconds"] for record in
-                 (json.loads(p.read_text()) for p in folder.glob("*.json")) if record["config"]["label"] == label]
+        times = self._recorded_seconds(dataset).get(label, [])
         return sum(times) / len(times) if times else None
+
+    def _recorded_seconds(self, dataset: str) -> dict[str, list[float]]:
+        """Wall time of every recorded final run on `dataset`, by label (read once, and again after a run)."""
+        if dataset not in self._run_seconds:
+            by_label: dict[str, list[float]] = {}
+            for record in (json.loads(path.read_text()) for path in (self.output / dataset).glob("*.json")):
+                by_label.setdefault(record["config"]["label"], []).append(record["fit_seconds"] + record["eval_seconds"])
+            self._run_seconds[dataset] = by_label
+        return self._run_seconds[dataset]
 
     def fits(self, seconds: float | None) -> bool:
         """Whether work estimated at `seconds` ends within the budget (work without an estimate is started)."""
         if self.options.budget is None or seconds is None:
             return True
         return time.monotonic() - self.started + seconds <= self.options.budget
-
-    def _needs(self, entry: ModelEntry) -> set[str]:
-        """The labels of the entry and of every entry it takes parameters from."""
-        labels = {entry.display}
-        while entry.params_from is not None:
-            entry = self.suite.model(entry.params_from)
-            labels.add(entry.display)
-        return labels
 
     # -- helpers -------------------------------------------------------------------------------------
 
@@ -397,11 +400,10 @@ class SuiteRunner:
         if self.bar is not None:
             self.bar.set_postfix_str(text)
 
-    def _tags(self, stage: Stage, model: str, profiles: str | None = None) -> dict[str, str]:
+    def _tags(self, stage: Stage, model: str) -> dict[str, str]:
+        """The tags of a study's trials (a final run's come from its record: `record_tags`)."""
         return {"suite": self.suite.name, "dataset": stage.dataset.label, "model": model,
-                "data_fingerprint": stage.log.fingerprint,
-                "split": split_tag(stage.config.as_dict()),
-                **({"profiles": profiles} if profiles else {})}
+                "data_fingerprint": stage.log.fingerprint, "split": split_tag(stage.config.as_dict())}
 
 
 def host() -> dict[str, Any]:

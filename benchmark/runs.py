@@ -4,12 +4,20 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
 import benchmark
 from benchmark.files import atomic_output
+
+
+def key_fields(config: Any, exclude: tuple[str, ...] = ()) -> dict[str, Any]:
+    """A config dataclass's fields as they enter run keys: all but `exclude`, and without the fields added
+    after runs were first published (marked `omit_if_default`) while they hold their default, so that
+    those runs keep their keys."""
+    return {f.name: getattr(config, f.name) for f in fields(config) if f.name not in exclude
+            and not (f.metadata.get("omit_if_default") and getattr(config, f.name) == f.default)}
 
 
 @dataclass(frozen=True)

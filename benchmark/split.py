@@ -20,7 +20,7 @@ checkable as set operations on row numbers.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Literal
 
@@ -29,6 +29,7 @@ import pandas as pd
 import torch
 
 from benchmark.data.dataset import PADDING, Interactions
+from benchmark.runs import key_fields
 
 TargetKind = Literal["first", "last", "successive", "all"]
 ValidationKind = Literal["by_time", "by_user", "last_train_item"]
@@ -86,8 +87,8 @@ class SplitConfig:
     min_train_interactions: int = 2
     seed: int = 0
     # by_user: hold out this fraction of the training users instead of `validation_users` of them
-    # (the seed paper holds out 20%). Left out of `as_dict` while unset, so earlier run keys stay valid.
-    validation_fraction: float | None = None
+    # (the seed paper holds out 20%)
+    validation_fraction: float | None = field(default=None, metadata={"omit_if_default": True})
 
     def __post_init__(self) -> None:
         for key in ("quantile", "validation_quantile"):
@@ -103,9 +104,8 @@ class SplitConfig:
             raise ValueError(f"split: validation_fraction must be in (0, 1), got {self.validation_fraction!r}")
 
     def as_dict(self) -> dict:
-        """Plain-data form (unset optional fields omitted)."""
-        return {key: value for key, value in asdict(self).items()
-                if not (key == "validation_fraction" and value is None)}
+        """Plain-data form, as it enters run keys (see `key_fields`)."""
+        return key_fields(self)
 
     def apply(self, log: Interactions) -> Split:
         """Split `log`."""

@@ -4,6 +4,7 @@ plain data (YAML)."""
 from __future__ import annotations
 
 import contextlib
+from functools import cache
 from pathlib import Path
 from typing import Any, Literal
 
@@ -29,8 +30,9 @@ class Recipe(BaseModel):
     distill: dict[str, Any] = {}
 
 
+@cache
 def load_recipes(path: Path = RECIPES_FILE) -> dict[str, Recipe]:
-    """The named recipes of a recipes file; errors name the file and the key."""
+    """The named recipes of a recipes file (read once per file); errors name the file and the key."""
     try:
         return {name: Recipe.model_validate(value) for name, value in yaml.safe_load(path.read_text()).items()}
     except (OSError, yaml.YAMLError, AttributeError) as error:

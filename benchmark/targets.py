@@ -20,6 +20,7 @@ import hashlib
 from typing import Literal
 
 import numpy as np
+import pandas as pd
 
 from benchmark import paths
 from benchmark.files import atomic_output
@@ -114,24 +115,22 @@ def random_targets(split: Split, dim: int, seed: int, history: HistoryScope = "f
 
 def side_info_texts(split: Split, prompts: PromptConfig = PromptConfig()) -> dict[int, str]:
     """Per user: the raw metadata lines of the training-period items a prompt would show, joined."""
+    return joined_item_lines(split, recent_history(split, prompts), prompts)
+
+
+def joined_item_lines(split: Split, rows: pd.DataFrame, prompts: PromptConfig) -> dict[int, str]:
+    """Per user in `rows` (log rows, in order): their items' metadata lines as a prompt renders them, joined."""
     template = template_for(split.log.domain, prompts.templates)
-    histories = recent_history(split, prompts)
-    lines = np.asarray(item_lines(split.log, histories, template.item_fields), dtype=object)
-    texts = {}
-    for user, index in histories.groupby("user", sort=True).indices.items():
-        texts[int(user)] = "\n".join(line[2:] for line in lines[index])
-    return texts
+    lines = np.asarray(item_lines(split.log, rows, template.item_fields), dtype=object)
+    return {int(user): "\n".join(line[2:] for line in lines[index])
+            for user, index in rows.groupby("user", sort=True).indices.items()}
 
 
 def oracle_texts(split: Split, prompts: PromptConfig = PromptConfig()) -> dict[int, str]:
     """Per user with interactions after the cutoff: the metadata lines of those test-period items, joined
     (LEAKY by construction: the `oracle` upper bound)."""
-    template = template_for(split.log.domain, prompts.templates)
     frame = split.log.frame()
-    later = frame[frame["timestamp"] > split.cutoff]
-    lines = np.asarray(item_lines(split.log, later, template.item_fields), dtype=object)
-    return {int(user): "\n".join(line[2:] for line in lines[index])
-            for user, index in later.groupby("user", sort=True).indices.items()}
+    return joined_item_lines(split, frame[frame["timestamp"] > split.cutoff], prompts)
 
 
 def side_info_mean(split: Split, encoder: SentenceEncoder, store: Store, prompts: PromptConfig = PromptConfig(),
