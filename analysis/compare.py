@@ -9,39 +9,38 @@ multiple-testing correction, confidence intervals and tables belongs to `analysi
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from analysis.stats import paired_comparison
-from analysis.stats import user_means as seed_averaged
+from analysis.stats import paired_comparison, user_means
+from benchmark.records import RunRecord, read_per_user, read_records
+
+Seeds = dict[int, tuple[RunRecord, pd.DataFrame]]  # seed -> (run record, per-user metric table)
 
 
-def load_runs(folder: Path) -> dict[str, dict[int, tuple[dict, pd.DataFrame]]]:
+def load_runs(folder: Path) -> dict[str, Seeds]:
     """label -> seed -> (run record, per-user metric table) for every record under `folder`."""
-    runs: dict[str, dict[int, tuple[dict, pd.DataFrame]]] = {}
-    for path in sorted(folder.rglob("*.json")):
-        record = json.loads(path.read_text())
-        per_user = pd.read_csv(path.parent / record["per_user"], index_col=0)
-        runs.setdefault(record["config"]["label"], {})[record["config"]["seed"]] = (record, per_user)
+    runs: dict[str, Seeds] = {}
+    for path, record in read_records(folder):
+        runs.setdefault(record.label, {})[record.seed] = (record, read_per_user(path, record))
     return runs
 
 
-def seed_summary(runs: dict[str, dict[int, tuple[dict, pd.DataFrame]]], metric: str) -> pd.DataFrame:
+def seed_summary(runs: dict[str, Seeds], metric: str) -> pd.DataFrame:
     """Per variant: number of seeds, mean and standard deviation over seeds of the test metric."""
     rows = []
     for label, seeds in runs.items():
-        values = np.array([record["test"][metric] for record, _ in seeds.values()])
+        values = np.array([record.test[metric] for record, _ in seeds.values()])
         rows.append({"variant": label, "seeds": len(values), "mean": values.mean(), "std": values.std()})
     return pd.DataFrame(rows).set_index("variant")
 
 
-def user_means(seeds: dict[int, tuple[dict, pd.DataFrame]], metric: str) -> pd.Series:
+def seed_averaged(seeds: Seeds, metric: str) -> pd.Series:
     """Per-user metric averaged over seeds."""
-    return seed_averaged([table[metric] for _, table in seeds.values()])
+    return user_means([table[metric] for _, table in seeds.values()])
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -60,11 +59,11 @@ def main(argv: list[str] | None = None) -> int:
     print(f"{args.metric} over seeds:")
     print(summary.to_string(float_format="{:.4f}".format))
     if args.base in runs:
-        base = user_means(runs[args.base], args.metric)
+        base = seed_averaged(runs[args.base], args.metric)
         print(f"\nper-user {args.metric} difference vs {args.base} (mean over seeds; Wilcoxon, uncorrected):")
         for label, seeds in runs.items():
             if label != args.base:
-                result = paired_comparison(user_means(seeds, args.metric), base)
+                result = paired_comparison(seed_averaged(seeds, args.metric), base)
                 print(f"  {label:28} {result.mean_difference:+.4f}  p={result.wilcoxon_p:.3g}  (n={result.users})")
     return 0
 

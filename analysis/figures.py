@@ -16,6 +16,8 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 from mlflow.tracking import MlflowClient  # noqa: E402
 
+from benchmark.records import BEST_VALUE_METRIC, KIND_TRIAL, Variant, metric_name  # noqa: E402
+
 if TYPE_CHECKING:
     from analysis.report import FinalRun
 
@@ -57,20 +59,20 @@ def gains_figure(tables: dict[tuple[str, str], tuple[pd.DataFrame, pd.DataFrame]
     return path
 
 
-def curve_panels(runs: Sequence[FinalRun], backbones: Sequence[str] = ("sasrec", "bert4rec")
-                 ) -> list[tuple[tuple[str, str], list[str]]]:
-    """Per table and backbone: the backbone, its distilled variant, then that variant's one-setting
-    ablations (runs of the same model under another label, e.g. sasrec-kd-no_beta); target-swap
-    controls are other models and stay out (the gains figure compares them)."""
+def curve_panels(runs: Sequence[FinalRun]) -> list[tuple[tuple[str, str], list[str]]]:
+    """Per table and backbone that has a distilled variant: the plain backbone, then every entry distilled
+    from LLM profiles (the method and its one-setting ablations, e.g. sasrec-kd-no_beta, shortest label
+    first); target-swap controls stay out (the gains figure compares them)."""
     panels = []
     for group in sorted({run.group for run in runs}):
-        members = {run.label: run.record["config"]["model"] for run in runs if run.group == group}
-        for backbone in backbones:
-            method = f"{backbone}-kd"
-            distilled = sorted((label for label, model in members.items() if model == method),
-                               key=lambda label: (label != method, label))
-            if backbone in members and distilled:
-                panels.append((group, [backbone, *distilled]))
+        variants = {run.label: run.record.variant for run in runs if run.group == group}
+        for backbone in sorted({v.backbone for v in variants.values() if v.is_method}):
+            plain = sorted((label for label, v in variants.items() if v == Variant(backbone)),
+                           key=lambda label: (label != backbone, label))
+            distilled = sorted((label for label, v in variants.items() if v.backbone == backbone and v.is_method),
+                               key=lambda label: (len(label), label))
+            if plain:
+                panels.append((group, [plain[0], *distilled]))
     return panels
 
 
@@ -84,7 +86,7 @@ def curves_figure(runs: Sequence[FinalRun], path: Path) -> Path | None:
         colours = cycle(("tab:blue", "tab:red", "tab:green", "tab:purple", "tab:orange", "tab:brown"))
         for label, colour in zip(labels, colours):  # every label drawn, colours reused past six
             for index, run in enumerate(r for r in runs if r.group == group and r.label == label):
-                history = pd.DataFrame(run.record["fit"].get("history", []))
+                history = pd.DataFrame(run.record.history)
                 if history.empty:
                     continue
                 axis.plot(history["epoch"] + 1, history[f"val_{PRIMARY}"], color=colour, alpha=0.7, lw=1,
@@ -104,9 +106,9 @@ def optuna_figure(tracking_uri: str, suite: str, path: Path) -> Path | None:
     """Each study's trial values and best-so-far curve (from the trials logged to MLflow)."""
     client = MlflowClient(tracking_uri)
     experiment = client.get_experiment_by_name(suite)
-    trials = client.search_runs([experiment.experiment_id], "tags.kind = 'trial'", max_results=10000)
+    trials = client.search_runs([experiment.experiment_id], f"tags.kind = '{KIND_TRIAL}'", max_results=10000)
     rows = [{"study": t.data.tags["study"], "trial": int(t.data.tags["trial"]), "state": t.data.tags["state"],
-             "value": t.data.metrics.get("best_val_ndcg_at_10", np.nan)} for t in trials]
+             "value": t.data.metrics.get(metric_name(BEST_VALUE_METRIC), np.nan)} for t in trials]
     if not rows:
         return None
     frame = pd.DataFrame(rows).sort_values(["study", "trial"])

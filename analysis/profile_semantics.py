@@ -24,8 +24,9 @@ import numpy as np  # noqa: E402
 from sklearn.metrics import silhouette_score  # noqa: E402
 from sklearn.neighbors import NearestNeighbors  # noqa: E402
 
+from benchmark.cli import run_command
 from benchmark.data.dataset import load_dataset  # noqa: E402
-from benchmark.data.errors import DataError  # noqa: E402
+from benchmark.errors import DataError  # noqa: E402
 from benchmark.profile_settings import ProfileResources, ProfileSettings  # noqa: E402
 from benchmark.profiles.backends import CacheOnly  # noqa: E402
 from benchmark.profiles.encode import user_embeddings  # noqa: E402
@@ -136,13 +137,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--output", default="results")
     args = parser.parse_args(argv)
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    try:
-        split = SplitConfig(quantile=args.quantile, validation=args.validation).apply(
-            load_dataset(args.dataset, data_dir=args.data_dir, cache_dir=args.cache_dir))
-        result = semantics(split, ProfileSettings(), Path(args.cache_dir) if args.cache_dir else None)
-    except DataError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
+    return run_command(lambda: _run(args))
+
+
+def _run(args: argparse.Namespace) -> int:
+    split = SplitConfig(quantile=args.quantile, validation=args.validation).apply(
+        load_dataset(args.dataset, data_dir=args.data_dir, cache_dir=args.cache_dir))
+    result = semantics(split, ProfileSettings(), Path(args.cache_dir) if args.cache_dir else None)
     output = Path(args.output)
     (output / "figures").mkdir(parents=True, exist_ok=True)
     name = split.log.name

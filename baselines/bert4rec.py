@@ -19,12 +19,11 @@ from baselines.transformer import (
     Dropout,
     ItemAndPositionEmbedding,
     SelfAttention,
-    SequenceBatch,
     TransformerConfig,
     attention_mask,
     truncated_normal_,
 )
-from benchmark.data.dataset import PADDING
+from benchmark.interfaces import PADDING, SequenceBatch
 
 
 @dataclass(frozen=True)
@@ -60,6 +59,8 @@ class BERTBlock(nn.Module):
 class BERT4Rec(nn.Module):
     """Bidirectional masked-item sequential recommender."""
 
+    causal = False
+
     def __init__(self, n_items: int, config: BERT4RecConfig = BERT4RecConfig()):
         super().__init__()
         self.n_items, self.config, self.max_len = n_items, config, config.max_len
@@ -74,7 +75,7 @@ class BERT4Rec(nn.Module):
     def hidden_states(self, inputs: torch.Tensor) -> list[torch.Tensor]:
         """Output of every block, then the final states (the last block's output); each [B, L, dim]."""
         real = (inputs != PADDING).unsqueeze(-1)
-        mask = attention_mask(inputs, causal=False)
+        mask = attention_mask(inputs, causal=self.causal)
         states, outputs = self.embedding_norm(self.embedding(inputs)) * real, []
         for block in self.blocks:
             states = block(states, mask) * real

@@ -25,7 +25,7 @@ import torch.nn.functional as F
 from sklearn.decomposition import PCA
 from torch import nn
 
-from benchmark.data.dataset import PADDING
+from benchmark.interfaces import PADDING
 
 
 @dataclass(frozen=True)

@@ -10,7 +10,7 @@ from typing import Literal
 import torch
 import torch.nn.functional as F
 
-from benchmark.data.dataset import PADDING
+from benchmark.interfaces import PADDING
 
 LossName = Literal["ce", "sampled_softmax", "bce", "gbce"]
 

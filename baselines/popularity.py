@@ -11,8 +11,6 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from benchmark.data.dataset import Interactions
-
 
 @dataclass(frozen=True)
 class Popularity:
@@ -26,21 +24,20 @@ class Popularity:
         return self.counts.expand(inputs.shape[0], -1)
 
 
-def most_pop(log: Interactions, train_rows: np.ndarray) -> Popularity:
-    """Popularity over all training rows."""
-    return _count(log, train_rows)
+def most_pop(items: np.ndarray, timestamps: np.ndarray, n_items: int) -> Popularity:
+    """Popularity over all training interactions (`items`, `timestamps`: one entry per interaction)."""
+    return _count(items, n_items)
 
 
-def recent_pop(log: Interactions, train_rows: np.ndarray, window: float = 0.05) -> Popularity:
+def recent_pop(items: np.ndarray, timestamps: np.ndarray, n_items: int, window: float = 0.05) -> Popularity:
     """Popularity over the last `window` fraction of the training time range (0 < window <= 1)."""
     if not 0.0 < window <= 1.0:
         raise ValueError(f"recent_pop: window must be in (0, 1], got {window!r}")
-    timestamps = log.timestamp[train_rows]
     start = timestamps.max() - window * (timestamps.max() - timestamps.min())
-    return _count(log, train_rows[timestamps >= start])
+    return _count(items[timestamps >= start], n_items)
 
 
-def _count(log: Interactions, rows: np.ndarray) -> Popularity:
-    counts = np.bincount(log.item[rows], minlength=log.n_items + 1).astype(np.float32)
+def _count(items: np.ndarray, n_items: int) -> Popularity:
+    counts = np.bincount(items, minlength=n_items + 1).astype(np.float32)
     counts[0] = -1.0
     return Popularity(torch.from_numpy(counts)[None, :])

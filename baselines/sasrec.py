@@ -20,12 +20,11 @@ from baselines.transformer import (
     Dropout,
     ItemAndPositionEmbedding,
     SelfAttention,
-    SequenceBatch,
     TransformerConfig,
     attention_mask,
     truncated_normal_,
 )
-from benchmark.data.dataset import PADDING
+from benchmark.interfaces import PADDING, SequenceBatch
 
 
 @dataclass(frozen=True)
@@ -67,6 +66,8 @@ class SASRecBlock(nn.Module):
 class SASRec(nn.Module):
     """Self-attentive sequential recommender."""
 
+    causal = True
+
     def __init__(self, n_items: int, config: SASRecConfig = SASRecConfig()):
         super().__init__()
         self.n_items, self.config, self.max_len = n_items, config, config.max_len
@@ -78,7 +79,7 @@ class SASRec(nn.Module):
     def hidden_states(self, inputs: torch.Tensor) -> list[torch.Tensor]:
         """Output of every block, then the final layer-normalised states; each [B, L, dim]."""
         real = (inputs != PADDING).unsqueeze(-1)
-        mask = attention_mask(inputs, causal=True)
+        mask = attention_mask(inputs, causal=self.causal)
         states, outputs = self.embedding(inputs), []
         for block in self.blocks:
             states = block(states, mask) * real

@@ -1,26 +1,17 @@
-"""Building blocks shared by the transformer backbones, and the backbone interface.
-
-The interface is what the trainer and the distillation objective rely on, so that an auxiliary loss
-can be attached to any block of any backbone without touching the model class:
-
-- `hidden_states(inputs) -> list[Tensor]`: the output of every block, then the final representation
-  (after the final layer norm where the architecture has one); each [B, L, dim].
-- `scores(inputs) -> Tensor[B, n_items + 1]`: next-item scores for left-padded histories.
-- `training_batch(users, sequences, generator) -> SequenceBatch` and `loss(final_hidden, batch)`:
-  how the model's own training task is built and scored.
-"""
+"""Building blocks shared by the transformer backbones (the interface they implement is
+`benchmark.interfaces.Backbone`: the trainer and the distillation objective rely on nothing else, so an
+auxiliary loss can be attached to any block of any backbone without touching the model class)."""
 
 from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass
-from typing import NamedTuple
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from benchmark.data.dataset import PADDING
+from benchmark.interfaces import PADDING
 
 
 @dataclass(frozen=True)
@@ -38,14 +29,6 @@ class TransformerConfig:
             raise ValueError(f"model: dim ({self.dim}) must be divisible by heads ({self.heads})")
         if min(self.dim, self.blocks, self.heads, self.max_len) < 1 or not 0 <= self.dropout < 1:
             raise ValueError(f"model: invalid architecture {asdict(self)}")
-
-
-class SequenceBatch(NamedTuple):
-    """One training batch: model inputs, per-position targets (0 = no loss there), the users."""
-
-    users: torch.Tensor
-    inputs: torch.Tensor
-    targets: torch.Tensor
 
 
 class Dropout(nn.Module):

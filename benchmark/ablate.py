@@ -23,12 +23,16 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from analysis.compare import user_means
+from analysis.compare import seed_averaged
 from analysis.stats import paired_comparison
-from baselines.registry import MODELS
-from benchmark.data.errors import DataError
-from benchmark.run import SuiteRunner, add_common_arguments, options_from, print_plan, print_table
+from benchmark.cli import run_command
+from benchmark.errors import DataError
+from benchmark.records import RunRecord
+from benchmark.registry import MODELS
+from benchmark.run import add_common_arguments, options_from, plan_table, print_plan, print_table
 from benchmark.suite import ModelEntry, Suite, load_suite
+from benchmark.suite_executor import SuiteExecutor
+from benchmark.suite_plan import SuitePlan
 
 TARGET_CONTROLS = ("side_info", "side_info_mean", "shuffled", "random", "oracle")
 SETTING_CONTROLS: dict[str, tuple[str, Any]] = {  # control -> (parameter, default value)
@@ -42,15 +46,16 @@ CONTROLS = (*TARGET_CONTROLS, *SETTING_CONTROLS, "no_beta", "no_finetune")
 
 def control_entry(method: ModelEntry, control: str, value: Any = None) -> ModelEntry:
     """The suite entry of `control` for `method` (a distilled model entry)."""
-    if not method.name.endswith("-kd"):
-        raise DataError(f"--method {method.display}: ablations apply to a distilled model (name ending in -kd)")
+    if MODELS[method.name].target(method.params) != "llm":
+        raise DataError(f"--method {method.display}: ablations apply to a model distilled from LLM profiles "
+                        f"(a `{'`, `'.join(n for n, s in MODELS.items() if s.method == 'kd')}` entry with target llm)")
     if control not in CONTROLS:
         raise DataError(f"--control {control!r}: choose one of {', '.join(CONTROLS)}")
     if value is not None and control not in SETTING_CONTROLS:
         raise DataError(f"--control {control} takes no --value (controls with a value: {', '.join(SETTING_CONTROLS)})")
-    name, overrides = method.name, {}
+    overrides: dict[str, Any] = {}
     if control in TARGET_CONTROLS:
-        name = f"{method.name}-{control}"
+        overrides = {"target": control}
     elif control == "no_finetune":
         overrides = {"distil_epochs": MODELS[method.name].resolve(method.params)["max_epochs"]}
     elif control == "no_beta":
@@ -59,11 +64,11 @@ def control_entry(method: ModelEntry, control: str, value: Any = None) -> ModelE
         parameter, default = SETTING_CONTROLS[control]
         overrides = {parameter: default if value is None else value}
         try:
-            MODELS[name].resolve(method.params | overrides)
+            MODELS[method.name].resolve(method.params | overrides)
         except (ValueError, TypeError) as error:
             raise DataError(f"--value {value!r} for --control {control}: {error}") from None
     label = f"{method.display}-{control}" + (f"={value}" if value is not None else "")
-    return ModelEntry(name=name, label=label, params=overrides, datasets=method.datasets, params_from=method.display)
+    return ModelEntry(name=method.name, label=label, params=overrides, datasets=method.datasets, params_from=method.display)
 
 
 def ablation_suite(suite: Suite, method_label: str, control: str, value: Any = None) -> Suite:
@@ -78,19 +83,18 @@ def ablation_suite(suite: Suite, method_label: str, control: str, value: Any = N
     return Suite.model_validate(suite.model_dump() | {"models": [*suite.model_dump()["models"], control.model_dump()]})
 
 
-def comparison(records: list[tuple[dict, pd.DataFrame]], method: str, control: str, metric: str) -> pd.DataFrame:
+def comparison(records: list[tuple[RunRecord, pd.DataFrame]], method: str, control: str, metric: str) -> pd.DataFrame:
     """Per dataset and split target: seed mean ± std of both, and the paired per-user test (Wilcoxon)."""
     rows = []
-    groups: dict[tuple[str, str], dict[str, dict[int, tuple[dict, pd.DataFrame]]]] = {}
+    groups: dict[tuple[str, str], dict[str, dict[int, tuple[RunRecord, pd.DataFrame]]]] = {}
     for record, per_user in records:
-        config = record["config"]
-        group = groups.setdefault((config["dataset"], config["split"]["target"]), {})
-        group.setdefault(config["label"], {})[config["seed"]] = (record, per_user)
+        group = groups.setdefault((record.dataset, record.spec.split["target"]), {})
+        group.setdefault(record.label, {})[record.seed] = (record, per_user)
     for (dataset, target), runs in groups.items():
         if method not in runs or control not in runs:
             continue
-        seeds = {label: np.array([r["test"][metric] for r, _ in runs[label].values()]) for label in (method, control)}
-        test = paired_comparison(user_means(runs[method], metric), user_means(runs[control], metric))
+        seeds = {label: np.array([r.test[metric] for r, _ in runs[label].values()]) for label in (method, control)}
+        test = paired_comparison(seed_averaged(runs[method], metric), seed_averaged(runs[control], metric))
         rows.append({"dataset": dataset, "target": target, f"{method}": f"{seeds[method].mean():.4f} ± {seeds[method].std():.4f}",
                      f"{control}": f"{seeds[control].mean():.4f} ± {seeds[control].std():.4f}",
                      "difference": test.mean_difference, "wilcoxon_p": test.wilcoxon_p, "users": test.users,
@@ -111,21 +115,22 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--dry-run", action="store_true", help="list the runs and tuning this would do, and stop")
     add_common_arguments(parser)
     args = parser.parse_args(argv)
+    return run_command(lambda: _run(args))
+
+
+def _run(args: argparse.Namespace) -> int:
     value: Any = int(args.value) if args.value is not None and args.value.lstrip("-").isdigit() else args.value
-    try:
-        suite = ablation_suite(load_suite(args.suite), args.method, args.control, value)
-        control = control_entry(suite.model(args.method), args.control, value).display
-        options = options_from(args)
-        only = options.only | {"model": {args.method, control}}
-        runner = SuiteRunner(suite, replace(options, only=only, progress=not args.dry_run))
-        if args.dry_run:
-            print_plan(runner.plan())
-            return 0
-        runner.run()
-    except (DataError, ValueError, KeyError) as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
-    table = comparison(runner.records, args.method, control, args.metric)
+    suite = ablation_suite(load_suite(args.suite), args.method, args.control, value)
+    control = control_entry(suite.model(args.method), args.control, value).display
+    options = options_from(args)
+    plan = SuitePlan(suite, replace(options, only=options.only | {"model": {args.method, control}},
+                                    progress=not args.dry_run))
+    if args.dry_run:
+        print_plan(plan_table(plan))
+        return 0
+    executor = SuiteExecutor(plan)
+    executor.run()
+    table = comparison(executor.records, args.method, control, args.metric)
     print(f"\n{args.metric}: {args.method} vs {control} (seed mean ± std; paired per-user Wilcoxon on seed-averaged "
           f"metrics, uncorrected; difference = method - control)")
     print_table(table)

@@ -37,8 +37,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from baselines.transformer import SequenceBatch
-from benchmark.data.dataset import PADDING
+from benchmark.interfaces import PADDING, SequenceBatch
 from benchmark.train import Objective
 
 

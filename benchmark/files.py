@@ -18,7 +18,7 @@ from typing import BinaryIO
 
 from tqdm.auto import tqdm
 
-from benchmark.data.errors import DataError
+from benchmark.errors import DataError
 
 _CHUNK = 1 << 20
 

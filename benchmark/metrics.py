@@ -22,7 +22,8 @@ import numpy as np
 import pandas as pd
 import torch
 
-from benchmark.data.dataset import PADDING, Interactions
+from benchmark.data.dataset import Interactions
+from benchmark.interfaces import PADDING
 from benchmark.split import Tasks, concat_ranges, last_items
 
 Scorer = Callable[[torch.Tensor], torch.Tensor]

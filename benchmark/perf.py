@@ -27,6 +27,7 @@ from benchmark.data.dataset import load_dataset
 from benchmark.metrics import evaluate
 from benchmark.profiles.backends import GenerationParams
 from benchmark.profiles.prompts import PromptConfig
+from benchmark.registry import NEURAL_BACKBONES, get_model
 from benchmark.split import TARGET_KINDS, SplitConfig
 
 # Named configurations. "rectools": the setting RecTools 0.19's SASRec was timed at on this kind of
@@ -61,18 +62,15 @@ def time_evaluation(dataset: str, data_dir: str | None, quantile: float, repeats
 def time_training(model_name: str, config_name: str, precision: str, epochs: int, dataset: str,
                   data_dir: str | None) -> dict:
     """Train `epochs` epochs (no validation) in this process; report per-epoch time, throughput, RSS, eval time."""
-    from baselines.bert4rec import BERT4Rec, BERT4RecConfig
-    from baselines.sasrec import SASRec, SASRecConfig
     from benchmark.fit import training_data
     from benchmark.train import TrainConfig, train
 
     settings = dict(TRAIN_CONFIGS[config_name])
     batch_size = settings.pop("batch_size")
-    model_class, config_class = {"sasrec": (SASRec, SASRecConfig), "bert4rec": (BERT4Rec, BERT4RecConfig)}[model_name]
     log = load_dataset(dataset, data_dir=data_dir)
     split = SplitConfig(quantile=0.9, target="last").apply(log)
     torch.manual_seed(0)
-    model = model_class(log.n_items, config_class(**settings))
+    model = get_model(model_name).build_backbone(log.n_items, settings)
     data = training_data(split, split.train_rows, model.max_len + 1)
     result = train(model, data, lambda _: {"ndcg@10": 0.0},
                    TrainConfig(max_epochs=epochs, patience=epochs, batch_size=batch_size, precision=precision),
@@ -89,7 +87,6 @@ def time_training(model_name: str, config_name: str, precision: str, epochs: int
 def time_distillation(dataset: str, data_dir: str | None, config_name: str, epochs: int, repeats: int) -> dict:
     """Epoch time of SASRec with and without distillation (random unit-norm targets of the default encoder's
     dimension: the cost does not depend on what the targets are) and scoring latency of both models."""
-    from baselines.sasrec import SASRec, SASRecConfig
     from benchmark.distill import DistillationObjective, DistillConfig
     from benchmark.fit import training_data
     from benchmark.targets import random_targets
@@ -102,7 +99,7 @@ def time_distillation(dataset: str, data_dir: str | None, config_name: str, epoc
     models, epoch_seconds = {}, {}
     for variant in ("plain", "distilled"):
         torch.manual_seed(0)
-        model = SASRec(split.log.n_items, SASRecConfig(**settings))
+        model = get_model("sasrec").build_backbone(split.log.n_items, settings)
         data = training_data(split, split.validation.train_rows, model.max_len + 1)
         objective = (DistillationObjective(model.config.dim, targets.matrix, targets.has_target,
                                            DistillConfig(layer=model.config.blocks, distil_epochs=epochs))
@@ -176,7 +173,7 @@ def main(argv: list[str] | None = None) -> int:
         sub.add_argument("--data-dir")
     evaluation.add_argument("--quantile", type=float, default=0.9)
     evaluation.add_argument("--repeats", type=int, default=3)
-    training.add_argument("--models", nargs="+", default=["sasrec", "bert4rec"], choices=["sasrec", "bert4rec"])
+    training.add_argument("--models", nargs="+", default=["sasrec", "bert4rec"], choices=NEURAL_BACKBONES)
     training.add_argument("--config", nargs="+", default=["rectools"], choices=sorted(TRAIN_CONFIGS))
     training.add_argument("--precision", nargs="+", default=["fp32", "bf16"], choices=["fp32", "bf16"])
     training.add_argument("--epochs", type=int, default=2, help="epochs per measurement (the fastest is reported)")

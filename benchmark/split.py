@@ -20,7 +20,7 @@ checkable as set operations on row numbers.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from functools import cached_property
 from typing import Literal
 
@@ -28,10 +28,11 @@ import numpy as np
 import pandas as pd
 import torch
 
-from benchmark.data.dataset import PADDING, Interactions
-from benchmark.runs import key_fields
+from benchmark.data.dataset import Interactions
+from benchmark.interfaces import PADDING
+from benchmark.keys import key_fields
 
-TargetKind = Literal["first", "last", "successive", "all"]
+TestTarget = Literal["first", "last", "successive", "all"]
 ValidationKind = Literal["by_time", "by_user", "last_train_item"]
 HistoryScope = Literal["train", "fit"]
 TARGET_KINDS: tuple[str, ...] = ("first", "last", "successive", "all")
@@ -80,7 +81,7 @@ class SplitConfig:
     """Settings of a global temporal split (plain data; enters cache and run keys)."""
 
     quantile: float = 0.9
-    target: TargetKind = "first"
+    target: TestTarget = "first"
     validation: ValidationKind = "by_time"
     validation_quantile: float = 0.9
     validation_users: int = 1024
@@ -106,6 +107,15 @@ class SplitConfig:
     def as_dict(self) -> dict:
         """Plain-data form, as it enters run keys (see `key_fields`)."""
         return key_fields(self)
+
+    def label_parts(self) -> list[str]:
+        """The split's identity in short: q<quantile>, target, validation, then `name=value` for every other
+        field that differs from its default (study names, MLflow tags and report headings use it, so two
+        splits that differ in any field never share a study or a table)."""
+        default = SplitConfig()
+        others = [f"{f.name}={getattr(self, f.name)}" for f in fields(self)
+                  if f.name not in ("quantile", "target", "validation") and getattr(self, f.name) != getattr(default, f.name)]
+        return [f"q{self.quantile}", self.target, self.validation, *others]
 
     def apply(self, log: Interactions) -> Split:
         """Split `log`."""
@@ -235,7 +245,7 @@ def _count_upto(log: Interactions, stop: np.ndarray, cutoff: int) -> np.ndarray:
     return np.bincount(log.user[upto & before_stop], minlength=log.n_users).astype(np.int64)
 
 
-def _cutoff_tasks(log: Interactions, universe_stop: np.ndarray, cutoff: int, kind: TargetKind) -> Tasks:
+def _cutoff_tasks(log: Interactions, universe_stop: np.ndarray, cutoff: int, kind: TestTarget) -> Tasks:
     """Tasks of users with >= 1 row <= cutoff and >= 1 row after it within rows [offsets[u], universe_stop[u])."""
     starts = log.offsets[:-1]
     first_after = starts + _count_upto(log, universe_stop, cutoff)

@@ -11,10 +11,10 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from baselines.registry import MODELS
-from benchmark.data.errors import DataError, describe_validation_error
 from benchmark.data.preprocess import PreprocessConfig
+from benchmark.errors import DataError, describe_validation_error
 from benchmark.metrics import EvaluationConfig
+from benchmark.registry import HISTORICAL_NAMES, MODELS, canonical_name
 from benchmark.split import SplitConfig
 
 SUITES_DIR = Path(__file__).parent / "suites"
@@ -131,7 +131,9 @@ class ModelEntry(_Strict):
     names an earlier entry whose final (fixed + tuned) parameters this one starts from, keeping those
     it accepts: a control gets the method's settings, a distilled model its backbone's. `recipe` names a
     recipe of `benchmark/recipes.yaml` whose parameters the model accepts are put under `params`. An
-    entry's own `params` and tuned values go on top.
+    entry's own `params` and tuned values go on top. A distilled entry's `target` (llm, shuffled, random,
+    side_info, side_info_mean, oracle) is its `target` parameter; a control's label defaults to
+    `NAME-TARGET` (e.g. `sasrec-kd-shuffled`).
     """
 
     name: str
@@ -153,8 +155,26 @@ class ModelEntry(_Strict):
 
     @model_validator(mode="before")
     @classmethod
-    def _apply_recipe(cls, data: Any) -> Any:
-        if not isinstance(data, dict) or data.get("recipe") is None or data.get("name") not in MODELS:
+    def _normalise(cls, data: Any) -> Any:
+        """A historical name (`sasrec-kd-shuffled`) and a `target` key become the registered name plus the
+        `target` parameter (labelled as before, so records and studies keep their names); then the recipe."""
+        if not isinstance(data, dict):
+            return data
+        data = dict(data)
+        if data.get("name") in HISTORICAL_NAMES:
+            name, implied = canonical_name(data["name"])
+            data = data | {"name": name, "label": data.get("label") or data["name"],
+                           "params": implied | dict(data.get("params") or {})}
+        if "target" in data:
+            target = data.pop("target")
+            if target != "llm" and not data.get("label"):
+                data["label"] = f"{data.get('name')}-{target}"
+            data["params"] = dict(data.get("params") or {}) | {"target": target}
+        return cls._with_recipe(data)
+
+    @staticmethod
+    def _with_recipe(data: dict[str, Any]) -> dict[str, Any]:
+        if data.get("recipe") is None or data.get("name") not in MODELS:
             return data
         recipes = load_recipes()
         recipe = recipes.get(data["recipe"])

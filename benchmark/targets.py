@@ -3,7 +3,7 @@
 - `llm`: the sentence embedding of the user's LLM profile (generated from training-period history).
 - `shuffled`: the same embeddings permuted across users (same distribution, wrong user).
 - `random`: Gaussian vectors of the same dimension, unit norm like the (normalised) sentence embeddings.
-- `side_info_text`: the encoder's embedding of the concatenated raw item metadata of the history the
+- `side_info`: the encoder's embedding of the concatenated raw item metadata of the history the
   prompt would have shown (no LLM).
 - `side_info_mean`: the mean of the history items' text embeddings (no LLM).
 - `oracle` (LEAKY, an upper bound, never a method): the encoder's embedding of the text of the items each
@@ -17,7 +17,8 @@ rows the evaluated model is fitted on).
 from __future__ import annotations
 
 import hashlib
-from typing import Literal
+from dataclasses import dataclass, field
+from typing import Literal, get_args
 
 import numpy as np
 import pandas as pd
@@ -38,15 +39,28 @@ from benchmark.profiles.prompts import PromptConfig, catalog_texts, item_lines, 
 from benchmark.profiles.store import Store
 from benchmark.split import HistoryScope, Split
 
-TargetKind = Literal["llm", "shuffled", "random", "side_info_text", "side_info_mean", "oracle"]
+DistillTarget = Literal["llm", "shuffled", "random", "side_info", "side_info_mean", "oracle"]
+DISTILL_TARGETS: tuple[str, ...] = get_args(DistillTarget)
+LLM_TARGETS = ("llm", "shuffled")  # the targets made of LLM profiles
 
 
-def build_targets(split: Split, kind: TargetKind, resources: ProfileResources, seed: int, *,
+@dataclass(frozen=True)
+class TargetConfig:
+    """Which target a distilled model is pulled towards: the method's (`llm`) or a control's."""
+
+    target: DistillTarget = field(default="llm", metadata={"omit_if_default": True})
+
+    def __post_init__(self) -> None:
+        if self.target not in DISTILL_TARGETS:
+            raise ValueError(f"distill: target must be one of {', '.join(DISTILL_TARGETS)}, got {self.target!r}")
+
+
+def build_targets(split: Split, kind: DistillTarget, resources: ProfileResources, seed: int, *,
                   progress: bool = True) -> UserEmbeddings:
     """The distillation targets of `kind` for every user of `split`, through the configured reduction
     (every kind alike, so that a control differs from the method in its content only)."""
     settings = resources.settings
-    if kind == "side_info_text":
+    if kind == "side_info":
         texts = side_info_texts(split, settings.prompts)
         embeddings = user_embeddings(split.log.n_users, texts, resources.encoder, resources.store, progress=progress)
     elif kind == "side_info_mean":

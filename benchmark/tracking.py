@@ -34,8 +34,22 @@ from mlflow.tracking import MlflowClient
 from optuna.trial import FrozenTrial
 
 from benchmark import paths
+from benchmark.cli import run_command
+from benchmark.errors import DataError
+from benchmark.records import (
+    BEST_VALUE_METRIC,
+    KIND_FINAL,
+    KIND_STUDY,
+    KIND_TRIAL,
+    TRIAL_SECONDS_METRIC,
+    RunRecord,
+    metric_name,
+    read_per_user,
+    read_records,
+)
 
 BATCH = 100  # MLflow accepts at most 100 params and 1000 metrics per call
+RECORD_ARTIFACT, PER_USER_ARTIFACT = "record.json", "per_user_test_metrics.parquet"
 
 
 def default_tracking_uri(cache_dir: str | Path | None = None) -> str:
@@ -80,33 +94,22 @@ class Tracker:
         condition = " and ".join(f"tags.`{k}` = '{v}'" for k, v in tags.items())
         return list(self.client.search_runs([self.experiment_id], filter_string=condition))
 
-    def log_final(self, record: dict[str, Any], per_user: pd.DataFrame, tags: dict[str, str]) -> str:
+    def log_final(self, record: RunRecord, per_user: pd.DataFrame) -> str:
         """Log a finished run (once: an existing run with the same key is returned instead)."""
-        key = record["key"]
-        existing = self.find(run_key=key, kind="final")
+        existing = self.find(run_key=record.key, kind=KIND_FINAL)
         if existing:
             return existing[0].info.run_id
-        config = record["config"]
         run = self.client.create_run(
-            self.experiment_id, run_name=f"{config['dataset']}/{config['label']}/seed{config['seed']}",
-            tags={"run_key": key, "kind": "final", "git_commit": git_commit(), **tags})
+            self.experiment_id, run_name=f"{record.dataset}/{record.label}/seed{record.seed}",
+            tags={**record.mlflow_tags(), "git_commit": git_commit()})
         run_id = run.info.run_id
-        params = {**_flatten(config["params"]), **_flatten(config["split"], "split."), "seed": config["seed"],
-                  "model": config["model"], "dataset": config["dataset"]}
-        if record.get("tuning"):
-            params |= {"tuning.study": record["tuning"]["study"], "tuning.best_trial": record["tuning"]["best_trial"]}
-        metrics = _history_metrics(record.get("fit", {}).get("history", []))
-        metrics += [Metric(metric_name(f"test_{k}"), float(v), 0, 0) for k, v in record["test"].items()]
-        metrics += [Metric(k, float(record[k]), 0, 0) for k in ("fit_seconds", "eval_seconds")]
-        metrics += [Metric(k, float(v), 0, 0) for k, v in record.get("fit", {}).items() if k in ("beta_first", "beta_last")]
-        metrics += [Metric(metric_name(f"test_{name}_{k}"), float(v), 0, 0)
-                    for name, extra in record.get("test_extra", {}).items() for k, v in extra["test"].items()]
-        self._log(run_id, params, metrics)
+        metrics = _history_metrics(record.history) + [Metric(k, v, 0, 0) for k, v in record.mlflow_metrics().items()]
+        self._log(run_id, record.mlflow_params(), metrics)
         with tempfile.TemporaryDirectory() as folder:
-            (Path(folder) / "config.json").write_text(json.dumps(config, indent=2, default=str))
-            (Path(folder) / "record.json").write_text(json.dumps(record, indent=2, default=str))
-            per_user.to_parquet(Path(folder) / "per_user_test_metrics.parquet")
-            for name in ("config.json", "record.json", "per_user_test_metrics.parquet"):
+            (Path(folder) / "config.json").write_text(json.dumps(record.spec.as_dict(), indent=2, default=str))
+            (Path(folder) / RECORD_ARTIFACT).write_text(json.dumps(record.to_json(), indent=2, default=str))
+            per_user.to_parquet(Path(folder) / PER_USER_ARTIFACT)
+            for name in ("config.json", RECORD_ARTIFACT, PER_USER_ARTIFACT):
                 self.client.log_artifact(run_id, str(Path(folder) / name))
         self.client.set_terminated(run_id)
         return run_id
@@ -115,22 +118,22 @@ class Tracker:
         """Log a finished Optuna trial as a run nested under the study's parent run (once)."""
         if trial.user_attrs.get("over_budget") or self.find(study=study, trial=str(trial.number)):
             return
-        parents = self.find(study=study, kind="study")
+        parents = self.find(study=study, kind=KIND_STUDY)
         if parents:
             parent = parents[0].info.run_id
         else:
             parent = self.client.create_run(self.experiment_id, run_name=f"tune {study}",
-                                            tags={"kind": "study", "study": study, **tags}).info.run_id
+                                            tags={"kind": KIND_STUDY, "study": study, **tags}).info.run_id
         run = self.client.create_run(
             self.experiment_id, run_name=f"{study} trial {trial.number}",
-            tags={"kind": "trial", "study": study, "trial": str(trial.number), "state": trial.state.name,
+            tags={"kind": KIND_TRIAL, "study": study, "trial": str(trial.number), "state": trial.state.name,
                   "mlflow.parentRunId": parent, "git_commit": git_commit(), **tags})
         metrics = _history_metrics(trial.user_attrs.get("history", []))
         if trial.value is not None:
-            metrics.append(Metric(metric_name("best_val_ndcg@10"), float(trial.value), 0, 0))
+            metrics.append(Metric(metric_name(BEST_VALUE_METRIC), float(trial.value), 0, 0))
         if trial.datetime_start and trial.datetime_complete:
             seconds = (trial.datetime_complete - trial.datetime_start).total_seconds()
-            metrics.append(Metric("trial_seconds", seconds, 0, 0))
+            metrics.append(Metric(TRIAL_SECONDS_METRIC, seconds, 0, 0))
         self._log(run.info.run_id, trial.params, metrics)
         self.client.set_terminated(run.info.run_id, status="FINISHED" if trial.state.name != "FAIL" else "FAILED")
 
@@ -142,45 +145,20 @@ class Tracker:
             self.client.log_batch(run_id, metrics=metrics[start:start + 10 * BATCH])
 
 
-def metric_name(name: str) -> str:
-    """MLflow's spelling of a metric name ('@' is not allowed): ndcg@10 -> ndcg_at_10."""
-    return name.replace("@", "_at_")
-
-
-def _flatten(values: dict[str, Any], prefix: str = "") -> dict[str, Any]:
-    return {f"{prefix}{k}": v for k, v in values.items()}
-
-
 def _history_metrics(history: Iterable[dict[str, float]]) -> list[Metric]:
     """Per-epoch metrics with step = epoch (what the MLflow UI plots as training curves)."""
     return [Metric(metric_name(name), float(value), 0, int(row["epoch"]))
             for row in history for name, value in row.items() if name != "epoch"]
 
 
-def split_tag(split: dict[str, Any]) -> str:
-    """The split as a short tag: q<quantile>/<target>/<validation>."""
-    return f"q{split['quantile']}/{split['target']}/{split['validation']}"
-
-
-def record_tags(record: dict[str, Any]) -> dict[str, str]:
-    """The tags of a final run, from its record."""
-    config = record["config"]
-    return {"suite": config["suite"], "dataset": config["dataset"], "model": config["model"],
-            "data_fingerprint": config["data_fingerprint"], "split": split_tag(config["split"]),
-            **({"profiles": config["profiles"]} if config.get("profiles") else {})}
-
-
 def import_records(tracker: Tracker, folder: Path, keys: set[str] | None = None) -> int:
     """Log every final-run record under `folder` (only those whose key is in `keys`, if given) that the
     store does not hold yet; returns how many records were considered."""
     considered = 0
-    for path in sorted(folder.rglob("*.json")):
-        record = json.loads(path.read_text())
-        if "key" not in record or (keys is not None and record["key"] not in keys):
-            continue
-        per_user = pd.read_csv(path.parent / record["per_user"], index_col=0)
-        tracker.log_final(record, per_user, record_tags(record))
-        considered += 1
+    for path, record in read_records(folder):
+        if keys is None or record.key in keys:
+            tracker.log_final(record, read_per_user(path, record))
+            considered += 1
     return considered
 
 
@@ -195,10 +173,13 @@ def main(argv: list[str] | None = None) -> int:
     importer.add_argument("--cache-dir")
     importer.add_argument("--tracking-uri")
     args = parser.parse_args(argv)
+    return run_command(lambda: _import(args))
+
+
+def _import(args: argparse.Namespace) -> int:
     folder = args.records or paths.records_dir(args.suite, args.cache_dir)
     if not folder.is_dir():
-        print(f"error: {folder}: no records folder for suite {args.suite}", file=sys.stderr)
-        return 2
+        raise DataError(f"{folder}: no records folder for suite {args.suite}")
     manifest = paths.RESULTS_DIR / f"manifest-{args.suite}.csv"
     keys = set(pd.read_csv(manifest)["run_key"]) if manifest.is_file() and args.records is None else None
     uri = args.tracking_uri or default_tracking_uri(args.cache_dir)

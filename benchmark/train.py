@@ -17,16 +17,15 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Literal, Protocol
+from typing import Any, Literal
 
 import numpy as np
 import torch
 from torch import nn
 from tqdm.auto import tqdm
 
-from baselines.transformer import SequenceBatch
-from benchmark.data.dataset import PADDING
 from benchmark.files import atomic_output
+from benchmark.interfaces import PADDING, Callback, SequenceBatch
 
 
 @dataclass(frozen=True)
@@ -55,16 +54,6 @@ class TrainConfig:
             raise ValueError(f"train: precision must be fp32 or bf16, got {self.precision!r}")
 
 
-class Backbone(Protocol):
-    """What the trainer needs from a model (see baselines/transformer.py)."""
-
-    max_len: int
-
-    def hidden_states(self, inputs: torch.Tensor) -> list[torch.Tensor]: ...
-    def training_batch(self, users: torch.Tensor, sequences: torch.Tensor, generator: torch.Generator) -> SequenceBatch: ...
-    def loss(self, final_hidden: torch.Tensor, batch: SequenceBatch, generator: torch.Generator) -> torch.Tensor: ...
-
-
 class Objective(nn.Module):
     """Turns a batch into the loss to minimise. Its own parameters (if any) are trained alongside the
     model and discarded afterwards, so they never reach the evaluated model.
@@ -81,12 +70,6 @@ class Objective(nn.Module):
         """The model's own next-item loss."""
         loss = model.loss(model.hidden_states(batch.inputs)[-1], batch, generator)
         return loss, {"loss": float(loss.detach())}
-
-
-class Callback(Protocol):
-    """Observes training; MLflow logging and Optuna pruning attach here."""
-
-    def on_epoch_end(self, epoch: int, metrics: dict[str, float]) -> None: ...
 
 
 @dataclass(frozen=True)

@@ -12,9 +12,14 @@ from __future__ import annotations
 import argparse
 import sys
 
-from benchmark.data.errors import DataError
-from benchmark.run import SuiteRunner, add_common_arguments, options_from, print_table
+import pandas as pd
+
+from benchmark.cli import run_command
+from benchmark.run import add_common_arguments, options_from, print_table
 from benchmark.suite import load_suite
+from benchmark.suite_executor import SuiteExecutor
+from benchmark.suite_plan import SuitePlan
+from benchmark.tuning import best_params, finished_trials, load_study
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -26,16 +31,21 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--worker", type=int, default=0, help="this worker's number (distinct per worker)")
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
     args = parser.parse_args(argv)
-    try:
-        runner = SuiteRunner(load_suite(args.suite), options_from(args, worker=args.worker, progress=not args.quiet))
-        table = runner.tune_all()
-    except (DataError, ValueError, KeyError) as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
-    if table.empty:
+    return run_command(lambda: _run(args))
+
+
+def _run(args: argparse.Namespace) -> int:
+    plan = SuitePlan(load_suite(args.suite), options_from(args, worker=args.worker, progress=not args.quiet))
+    rows = []
+    for _, work in SuiteExecutor(plan).tune_all():
+        study = load_study(work.name, plan.storage)
+        params, best = best_params(study)
+        rows.append({"study": work.name, "trials": finished_trials(study), "best_trial": best.number,
+                     "best_val_ndcg@10": best.value, "best_params": params})
+    if not rows:
         print("no model entry of this selection has a search space")
     else:
-        print_table(table)
+        print_table(pd.DataFrame(rows))
     return 0
 
 

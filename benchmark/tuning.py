@@ -42,7 +42,7 @@ class OverBudget(Exception):
 def study_name(suite: str, dataset: str, split: SplitConfig, label: str) -> str:
     """The study's name: suite, dataset, split, model entry and code version (trials of other code
     versions are not mixed in)."""
-    return f"{suite}/{dataset}/q{split.quantile}-{split.target}-{split.validation}/{label}@{benchmark.__version__}"
+    return f"{suite}/{dataset}/{'-'.join(split.label_parts())}/{label}@{benchmark.__version__}"
 
 
 def default_storage(cache_dir: str | Path | None = None) -> str:

@@ -30,7 +30,7 @@ def mirror() -> Path:
 
 def suite_error(folder: Path, text: str) -> str:
     """The error message of loading the suite YAML `text` (it must fail with a DataError)."""
-    from benchmark.data.errors import DataError
+    from benchmark.errors import DataError
     from benchmark.suite import load_suite
 
     bad = folder / "bad.yaml"

@@ -15,9 +15,9 @@ from benchmark.data import ml_100k
 from benchmark.data.__main__ import main as data_cli
 from benchmark.data.acquire import resolve_files
 from benchmark.data.dataset import load_dataset
-from benchmark.data.errors import DataError
 from benchmark.data.preprocess import PreprocessConfig, clean
 from benchmark.data.spec import DataFile, DatasetSpec
+from benchmark.errors import DataError
 
 NO_FILTER = PreprocessConfig(1, 1)
 

@@ -27,7 +27,7 @@ from benchmark import paths
 from benchmark.ablate import control_entry
 from benchmark.ablate import main as ablate_cli
 from benchmark.data.dataset import load_dataset
-from benchmark.data.errors import DataError
+from benchmark.errors import DataError
 from benchmark.run import main as run_cli
 from benchmark.split import SplitConfig
 from benchmark.suite import ModelEntry

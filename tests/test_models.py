@@ -6,18 +6,26 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from baselines.bert4rec import BERT4Rec, BERT4RecConfig
+from baselines.bert4rec import BERT4Rec
 from baselines.losses import bce, full_softmax_ce, gbce, sampled_logits
-from baselines.sasrec import SASRec, SASRecConfig
 from baselines.transformer import Dropout, SelfAttention, attention_mask
+from benchmark.registry import NEURAL_BACKBONES, get_model
 
 N_ITEMS = 40
+ARCHITECTURE = {"dim": 16, "blocks": 2, "heads": 2, "dropout": 0.3, "max_len": 12}
+
+
+def build(name: str) -> torch.nn.Module:
+    """A small untrained backbone of the registry, seeded."""
+    torch.manual_seed(0)
+    return get_model(name).build_backbone(N_ITEMS, ARCHITECTURE)
 
 
 def models():
-    torch.manual_seed(0)
-    return [SASRec(N_ITEMS, SASRecConfig(dim=16, blocks=2, heads=2, dropout=0.3, max_len=12)),
-            BERT4Rec(N_ITEMS, BERT4RecConfig(dim=16, blocks=2, heads=2, dropout=0.3, max_len=12))]
+    return [build(name) for name in NEURAL_BACKBONES]
+
+
+every_backbone = pytest.mark.parametrize("model", models(), ids=NEURAL_BACKBONES)
 
 
 def noisy_padding(module, args, output):
@@ -34,7 +42,7 @@ def histories() -> torch.Tensor:
     return inputs
 
 
-@pytest.mark.parametrize("model", models(), ids=["sasrec", "bert4rec"])
+@every_backbone
 def test_padding_content_never_changes_outputs(model):
     model.eval()
     inputs = histories()
@@ -51,7 +59,7 @@ def test_padding_content_never_changes_outputs(model):
         handle.remove()
 
 
-@pytest.mark.parametrize("model", models(), ids=["sasrec", "bert4rec"])
+@every_backbone
 def test_more_left_padding_changes_nothing(model):
     model.eval()
     inputs = histories()
@@ -59,7 +67,7 @@ def test_more_left_padding_changes_nothing(model):
     assert torch.allclose(model(inputs)[3:], model(trimmed)[3:], atol=1e-5)
 
 
-@pytest.mark.parametrize("model", models(), ids=["sasrec", "bert4rec"])
+@every_backbone
 def test_loss_ignores_padding_targets(model):
     model.train()
     sequences = torch.cat([torch.zeros(5, 1, dtype=torch.long), histories()], dim=1)
@@ -81,26 +89,52 @@ def test_loss_ignores_padding_targets(model):
         handle.remove()
 
 
-def test_sasrec_is_causal():
-    model = models()[0].eval()
+@every_backbone
+def test_causal_backbones_never_look_ahead(model):
+    model.eval()
     inputs = histories()
     changed = inputs.clone()
     changed[:, -1] = (changed[:, -1] % N_ITEMS) + 1
     before, after = model.hidden_states(inputs)[-1], model.hidden_states(changed)[-1]
-    assert torch.allclose(before[:, :-1], after[:, :-1], atol=1e-6)
+    assert torch.allclose(before[:, :-1], after[:, :-1], atol=1e-6) == model.causal
     assert not torch.allclose(before[:, -1], after[:, -1])
 
 
-def test_interface_shapes():
-    for model in models():
-        states = model.hidden_states(histories())
-        assert len(states) == model.config.blocks + 1
-        assert all(s.shape == (5, 12, 16) for s in states)
-        assert model.eval()(histories()).shape == (5, N_ITEMS + 1)
+@every_backbone
+def test_a_row_is_scored_from_its_own_history_only(model):
+    model.eval()
+    inputs = histories()
+    changed = inputs.clone()
+    changed[1:] = torch.flip(changed[1:], dims=[0])
+    assert torch.allclose(model(inputs)[0], model(changed)[0], atol=1e-6)
+
+
+@pytest.mark.parametrize("name", NEURAL_BACKBONES)
+def test_backbones_are_deterministic_given_the_seeds(name):
+    sequences = torch.cat([torch.zeros(5, 1, dtype=torch.long), histories()], dim=1)
+
+    def step_loss() -> torch.Tensor:
+        model = build(name).train()
+        generator = torch.Generator().manual_seed(0)
+        batch = model.training_batch(torch.arange(5), sequences, generator)
+        torch.manual_seed(3)  # dropout
+        return model.loss(model.hidden_states(batch.inputs)[-1], batch, generator)
+
+    assert torch.equal(step_loss(), step_loss())
+
+
+@every_backbone
+def test_interface_shapes(model):
+    states = model.hidden_states(histories())
+    assert len(states) == ARCHITECTURE["blocks"] + 1
+    assert all(s.shape == (5, 12, 16) for s in states)
+    assert model.eval()(histories()).shape == (5, N_ITEMS + 1)
+    assert model.eval().scores(histories()).shape == (5, N_ITEMS + 1)
 
 
 def test_bert4rec_scores_the_appended_mask():
-    model = models()[1].eval()
+    model = build("bert4rec").eval()
+    assert isinstance(model, BERT4Rec)
     inputs = histories()
     masked = torch.cat([inputs[:, 1:], torch.full((5, 1), model.mask_token)], dim=1)
     final = model.hidden_states(masked)[-1][:, -1]

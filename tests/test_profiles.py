@@ -20,7 +20,7 @@ import pandas as pd
 import pytest
 
 from benchmark.data.dataset import load_dataset
-from benchmark.data.errors import DataError
+from benchmark.errors import DataError
 from benchmark.profiles.backends import GenerationParams, Result
 from benchmark.profiles.generate import generate_profiles
 from benchmark.profiles.prompts import PromptConfig, build_prompts, load_templates

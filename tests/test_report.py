@@ -9,18 +9,19 @@ import pandas as pd
 import pytest
 
 from analysis.figures import curve_panels, gains_figure
-from analysis.report import FinalRun, leaderboard_markdown, load_final_runs, method_of, table_rows
+from analysis.report import FinalRun, base_of, leaderboard_markdown, load_final_runs, method_of, table_rows
+from benchmark.records import RunRecord, RunSpec, variant_of
 from benchmark.tracking import Tracker
 
 USERS = 200
 
 
-def final_run(label: str, seed: int, scores: np.ndarray) -> FinalRun:
-    """A recorded run whose per-user NDCG@10 is `scores` (other metrics left out)."""
+def final_run(label: str, seed: int, scores: np.ndarray, model: str | None = None, lr: float = 0.001) -> FinalRun:
+    """A recorded run of `model` (default: the label) whose per-user NDCG@10 is `scores` (other metrics
+    left out); another `lr` gives another run key."""
     split = {"quantile": 0.9, "target": "last", "validation": "by_time"}
-    record = {"key": f"{label}-{seed}-{scores.sum():.6f}", "fit_seconds": 1.0, "eval_seconds": 1.0, "test": {
-        "ndcg@10": float(scores.mean())}, "config": {"label": label, "model": label, "seed": seed,
-                                                      "dataset": "synthetic", "split": split, "params": {}}}
+    spec = RunSpec("synthetic", "synthetic", "fingerprint", split, {}, model or label, label, {"lr": lr}, seed)
+    record = RunRecord(spec, {}, {"ndcg@10": float(scores.mean())}, {}, 1.0, 1.0, "per_user.csv.gz")
     return FinalRun(record, pd.DataFrame({"ndcg@10": scores}, index=pd.RangeIndex(USERS, name="user")))
 
 
@@ -53,26 +54,35 @@ def test_no_gains_figure_while_nothing_is_compared(tmp_path):
 def test_a_rerun_under_a_new_key_supersedes_the_older_record(tmp_path):
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     tracker = Tracker(uri, "synthetic")
-    older, newer = final_run("sasrec-kd", 0, np.full(USERS, 0.1)), final_run("sasrec-kd", 0, np.full(USERS, 0.3))
+    older = final_run("sasrec-kd", 0, np.full(USERS, 0.1))
+    newer = final_run("sasrec-kd", 0, np.full(USERS, 0.3), lr=0.01)
     for run in (older, final_run("sasrec-kd", 1, np.full(USERS, 0.2)), newer):
-        tracker.log_final(run.record, run.per_user, {})
-    loaded = {(run.label, run.record["config"]["seed"]): run.record["test"]["ndcg@10"]
-              for run in load_final_runs(uri, "synthetic")}
+        tracker.log_final(run.record, run.per_user)
+    loaded = {(run.label, run.record.seed): run.record.test["ndcg@10"] for run in load_final_runs(uri, "synthetic")}
     assert loaded == {("sasrec-kd", 0): pytest.approx(0.3), ("sasrec-kd", 1): pytest.approx(0.2)}
 
 
-def test_controls_and_ablations_are_compared_with_the_distilled_model_they_change():
-    labels = {"sasrec", "sasrec-kd", "sasrec-kd-shuffled", "sasrec-kd-projection", "bert4rec-kd",
-              "bert4rec-kd-side_info_mean", "sasrec-llmemb"}
-    assert method_of("sasrec-kd-shuffled", labels) == "sasrec-kd"
-    assert method_of("sasrec-kd-projection", labels) == "sasrec-kd"
-    assert method_of("bert4rec-kd-side_info_mean", labels) == "bert4rec-kd"
-    assert method_of("sasrec-kd", labels) is None and method_of("sasrec-llmemb", labels) is None
-    assert method_of("sasrec-kd-random", labels - {"sasrec-kd"}) is None
+def test_comparisons_follow_the_recorded_variant_not_the_label():
+    models = {"sasrec": "sasrec", "sasrec-kd": "sasrec-kd", "sasrec-kd-shuffled": "sasrec-kd-shuffled",
+              "sasrec-kd-projection": "sasrec-kd", "bert4rec-kd": "bert4rec-kd", "my-bert": "bert4rec",
+              "bert4rec-kd-side_info_mean": "bert4rec-kd-side_info_mean", "sasrec-llmemb": "sasrec-llmemb",
+              "teacher-free": "sasrec-kd-random", "mostpop": "mostpop"}
+    variants = {label: variant_of(model, {}) for label, model in models.items()}
+    assert method_of("sasrec-kd-shuffled", variants) == "sasrec-kd"
+    assert method_of("sasrec-kd-projection", variants) == "sasrec-kd"  # an ablation extends the method's label
+    assert method_of("bert4rec-kd-side_info_mean", variants) == "bert4rec-kd"
+    assert method_of("teacher-free", variants) == "sasrec-kd"  # a control under any label
+    assert method_of("sasrec-kd", variants) is None and method_of("sasrec-llmemb", variants) is None
+    no_method = {k: v for k, v in variants.items() if k not in ("sasrec-kd", "sasrec-kd-projection")}
+    assert method_of("sasrec-kd-shuffled", no_method) is None
+    assert base_of("bert4rec-kd", variants) == "my-bert"  # the backbone's entry, whatever its label
+    assert base_of("sasrec-llmemb", variants) == "sasrec" and base_of("sasrec", variants) is None
+    assert base_of("mostpop", variants) is None
+    assert variants["sasrec-kd-shuffled"].target == "shuffled" and variants["sasrec-llmemb"].method == "textinit"
 
 
 def test_training_curve_panels_hold_the_backbone_the_method_and_its_setting_ablations():
-    runs = [final_run(label, 0, np.full(USERS, 0.1)) for label in
-            ("sasrec", "sasrec-kd-no_beta", "sasrec-kd", "sasrec-kd-shuffled", "bert4rec", "mostpop")]
-    runs[1].record["config"]["model"] = "sasrec-kd"  # an ablation: the method's model under another label
+    runs = [final_run(label, 0, np.full(USERS, 0.1), model) for label, model in
+            [("sasrec", None), ("sasrec-kd-no_beta", "sasrec-kd"), ("sasrec-kd", None), ("sasrec-kd-shuffled", None),
+             ("bert4rec", None), ("mostpop", None)]]
     assert curve_panels(runs) == [(runs[0].group, ["sasrec", "sasrec-kd", "sasrec-kd-no_beta"])]

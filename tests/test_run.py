@@ -10,7 +10,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from benchmark.data.errors import DataError
+from benchmark.errors import DataError
 from benchmark.run import main as run_cli
 from benchmark.run import parse_only
 from benchmark.suite import load_suite
@@ -99,7 +99,7 @@ def test_bad_model_params_fail_at_load(tmp_path):
 
 
 def test_run_key_covers_defaults_not_labels():
-    from benchmark.runs import RunSpec
+    from benchmark.records import RunSpec
     from benchmark.suite import ModelEntry
 
     entry = ModelEntry(name="sasrec", params={"dim": 32})

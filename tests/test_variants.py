@@ -7,14 +7,14 @@ import numpy as np
 import pytest
 import torch
 
-from baselines.registry import FitContext, get_model
 from baselines.sasrec import SASRec, SASRecConfig
 from benchmark.data.dataset import load_dataset
 from benchmark.metrics import evaluate
 from benchmark.profile_settings import ProfileResources, ProfileSettings
 from benchmark.profiles.prompts import PromptConfig
+from benchmark.registry import MODELS, FitContext, get_model
 from benchmark.split import SplitConfig
-from benchmark.targets import build_targets, random_targets, shuffled, side_info_texts
+from benchmark.targets import DISTILL_TARGETS, build_targets, random_targets, shuffled, side_info_texts
 from tests.conftest import seed_profile_cache
 
 TINY = {"dim": 16, "blocks": 2, "heads": 1, "max_len": 20, "max_epochs": 2, "distil_epochs": 1, "layer": 1}
@@ -78,27 +78,32 @@ def test_leaky_rows_are_marked_in_the_leaderboard():
 
     from analysis.report import main_table
 
-    summary = pd.DataFrame({"seeds": [1, 1], "ndcg@10": [0.1, 0.3]}, index=pd.Index(["sasrec-kd", "sasrec-kd-oracle"]))
+    summary = pd.DataFrame({"seeds": [1, 1], "leaky": [False, True], "ndcg@10": [0.1, 0.3]},
+                           index=pd.Index(["sasrec-kd", "sasrec-kd-oracle"]))
     table = main_table(summary, pd.DataFrame(columns=["model", "metric", "kind", "wilcoxon_p_holm"]))
     assert "| sasrec-kd | 1 |" in table and "| sasrec-kd-oracle † | 1 |" in table and "† leaky" in table
 
 
-@pytest.mark.parametrize("name", ["sasrec-kd", "sasrec-kd-shuffled", "sasrec-kd-random", "sasrec-kd-side_info",
-                                  "sasrec-kd-side_info_mean", "sasrec-kd-oracle", "sasrec-llmemb", "bert4rec-kd"])
-def test_variant_trains_end_to_end_and_is_a_plain_backbone(name, split, cache):
-    params = {k: v for k, v in TINY.items() if name != "sasrec-llmemb" or k not in ("distil_epochs", "layer")}
-    fitted = get_model(name).fit(split, params, FitContext(seed=0, progress=False, cache_dir=cache))
-    plain = get_model(name.split("-")[0]).fit(
-        split, {k: v for k, v in params.items() if k not in ("distil_epochs", "layer")},
+VARIANTS = [("sasrec-kd", {"target": target}) for target in DISTILL_TARGETS] + \
+    [(name, {}) for name, spec in MODELS.items() if spec.method and spec.backbone != "sasrec"] + [("sasrec-textinit", {})]
+
+
+@pytest.mark.parametrize("name,extra", VARIANTS, ids=[f"{n}{'-' + e['target'] if e else ''}" for n, e in VARIANTS])
+def test_variant_trains_end_to_end_and_is_a_plain_backbone(name, extra, split, cache):
+    spec = get_model(name)
+    params = {k: v for k, v in TINY.items() if spec.method == "kd" or k not in ("distil_epochs", "layer")} | extra
+    fitted = spec.fit(split, params, FitContext(seed=0, progress=False, cache_dir=cache))
+    plain = get_model(spec.backbone).fit(
+        split, {k: v for k, v in params.items() if k not in ("distil_epochs", "layer", "target")},
         FitContext(seed=0, progress=False, cache_dir=cache)).model
     assert {k: v.shape for k, v in fitted.model.state_dict().items()} == \
         {k: v.shape for k, v in plain.state_dict().items()}
     assert type(fitted.model) is type(plain)
     metrics = evaluate(fitted.model, split.log, split.test, max_len=fitted.model.max_len).means
     assert 0 <= metrics["ndcg@10"] <= 1
-    if "kd" in name:
+    if spec.method == "kd":
         # the oracle has a target only for users with test-period interactions
-        assert fitted.info["users_with_target"] > (100 if name.endswith("oracle") else 700)
+        assert fitted.info["users_with_target"] > (100 if extra.get("target") == "oracle" else 700)
         assert "train_distil_loss" in fitted.info["history"][0]
         assert "train_distil_loss" not in fitted.info["history"][1]
 
@@ -106,7 +111,7 @@ def test_variant_trains_end_to_end_and_is_a_plain_backbone(name, split, cache):
 def test_llmemb_frozen_adapter_trains_only_the_adapter(split, cache):
     from baselines.llmemb import AdaptedItemEmbedding
 
-    fitted = get_model("bert4rec-llmemb").fit(
+    fitted = get_model("bert4rec-textinit").fit(
         split, {"dim": 16, "blocks": 1, "heads": 1, "max_len": 20, "max_epochs": 2, "llmemb_mode": "frozen"},
         FitContext(seed=0, progress=False, cache_dir=cache))
     items = fitted.model.embedding.items

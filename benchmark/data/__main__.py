@@ -7,12 +7,13 @@ import json
 import sys
 
 from benchmark import paths
+from benchmark.cli import run_command
 from benchmark.data.dataset import load_dataset
 from benchmark.data.describe import describe, format_description
-from benchmark.data.errors import DataError
 from benchmark.data.preprocess import PreprocessConfig
 from benchmark.data.registry import DATASETS, locally_available
 from benchmark.data.spec import DatasetSpec
+from benchmark.errors import DataError
 from benchmark.split import TARGET_KINDS, VALIDATION_KINDS, SplitConfig
 
 
@@ -33,13 +34,18 @@ def main(argv: list[str] | None = None) -> int:
     show.add_argument("--validation", choices=VALIDATION_KINDS, default="by_time")
     show.add_argument("--json", action="store_true", help="machine-readable output")
     args = parser.parse_args(argv)
+    return run_command(lambda: _list(args) if args.command == "list" else _describe(args))
 
-    if args.command == "list":
-        mirror = paths.data_dir(args.data_dir)
-        for name, spec in DATASETS.items():
-            where = "in mirror" if locally_available(spec, mirror) else "download" if _downloadable(spec) else "missing"
-            print(f"{name:18} {spec.domain:9} {where:10} {spec.description}")
-        return 0
+
+def _list(args: argparse.Namespace) -> int:
+    mirror = paths.data_dir(args.data_dir)
+    for name, spec in DATASETS.items():
+        where = "in mirror" if locally_available(spec, mirror) else "download" if _downloadable(spec) else "missing"
+        print(f"{name:18} {spec.domain:9} {where:10} {spec.description}")
+    return 0
+
+
+def _describe(args: argparse.Namespace) -> int:
     try:
         log = load_dataset(args.name, data_dir=args.data_dir, cache_dir=args.cache_dir,
                            preprocessing=PreprocessConfig(args.k_core, args.k_core, args.drop_consecutive_repeats))
@@ -47,13 +53,12 @@ def main(argv: list[str] | None = None) -> int:
         if args.split_quantile is not None:
             split = SplitConfig(quantile=args.split_quantile, target=args.target, validation=args.validation)
             stats["split"] = split.as_dict() | split.apply(log).report()
-    except (DataError, ValueError) as error:
-        print(f"error: {error}", file=sys.stderr)
+    except DataError as error:
         mirror = paths.data_dir(args.data_dir)
         local = [name for name, spec in DATASETS.items() if locally_available(spec, mirror)]
         if local and args.name not in local:
-            print(f"datasets available in the mirror {mirror}: {', '.join(local)}", file=sys.stderr)
-        return 2
+            raise DataError(f"{error} (datasets available in the mirror {mirror}: {', '.join(local)})") from None
+        raise
     if args.json:
         print(json.dumps(stats, indent=2))
     else:

@@ -12,8 +12,8 @@ import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
-from benchmark.data.errors import DataError
 from benchmark.data.spec import DataFile, DatasetSpec
+from benchmark.errors import DataError
 from benchmark.files import archive_cache_path, download, extract_member, sha256_of
 
 

@@ -13,12 +13,10 @@ import pandas as pd
 
 from benchmark import paths
 from benchmark.data.acquire import resolve_files
-from benchmark.data.errors import DataError
 from benchmark.data.preprocess import PreprocessConfig, clean, dense_ids
 from benchmark.data.registry import get_spec
 from benchmark.data.spec import DatasetSpec, Domain
-
-PADDING = 0
+from benchmark.errors import DataError
 
 
 @dataclass(frozen=True)

@@ -21,9 +21,9 @@ import pandas as pd
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from benchmark.data.errors import DataError, describe_validation_error
 from benchmark.data.spec import DataFile, DatasetSpec, Domain, Files
 from benchmark.data.table import read_table
+from benchmark.errors import DataError, describe_validation_error
 
 
 class InteractionColumns(BaseModel):

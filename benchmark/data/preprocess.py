@@ -7,7 +7,7 @@ from dataclasses import asdict, dataclass
 import numpy as np
 import pandas as pd
 
-from benchmark.data.errors import DataError
+from benchmark.errors import DataError
 
 
 @dataclass(frozen=True)

@@ -5,8 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from benchmark.data import amazon_beauty, generic_csv, ml_1m, ml_100k, ml_latest_small
-from benchmark.data.errors import DataError
 from benchmark.data.spec import DatasetSpec
+from benchmark.errors import DataError
 
 DATASETS: dict[str, DatasetSpec] = {
     spec.name: spec

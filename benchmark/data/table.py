@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from benchmark.data.errors import DataError
+from benchmark.errors import DataError
 
 
 def read_table(

@@ -13,9 +13,10 @@ import sys
 from dataclasses import asdict
 from pathlib import Path
 
+from benchmark.cli import run_command
 from benchmark.data.dataset import load_dataset
-from benchmark.data.errors import DataError
 from benchmark.data.preprocess import PreprocessConfig
+from benchmark.errors import DataError
 from benchmark.profile_settings import ProfileResources, ProfileSettings
 from benchmark.profiles.backends import Backend, CacheOnly, GenerationParams
 from benchmark.profiles.generate import generate_profiles, pending_conversations, user_conversations
@@ -104,11 +105,7 @@ def main(argv: list[str] | None = None) -> int:
     importer.add_argument("results", type=Path, nargs="+")
     importer.add_argument("--cache-dir")
     args = parser.parse_args(argv)
-    try:
-        return _run(args)
-    except (DataError, ValueError) as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
+    return run_command(lambda: _run(args))
 
 
 def _run(args: argparse.Namespace) -> int:

@@ -17,7 +17,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from benchmark.data.dataset import Interactions
-from benchmark.data.errors import DataError, describe_validation_error
+from benchmark.errors import DataError, describe_validation_error
 from benchmark.split import HistoryScope, Split
 
 TEMPLATES_FILE = Path(__file__).parent / "templates.yaml"

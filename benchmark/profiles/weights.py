@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Literal
 
 from benchmark import paths
-from benchmark.data.errors import DataError
+from benchmark.errors import DataError
 from benchmark.files import download, extract_member, sha256_of
 
 PYPI_URL_ENV = "SEQREC_KD_PYPI_URL"

@@ -22,6 +22,7 @@ from typing import Any
 
 from tqdm.auto import tqdm
 
+from benchmark.cli import run_command
 from benchmark.profiles.backends import (
     Backend,
     Conversation,
@@ -112,12 +113,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--batch-size", type=int, default=256)
     parser.add_argument("--time-limit", type=float, help="seconds; start no block that would end later")
     args = parser.parse_args(argv)
-    try:
-        failed = work(args.jobs, args.results, args.model_dir, device=args.device, batch_size=args.batch_size,
-                      time_limit=args.time_limit)
-    except (OSError, ValueError) as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
+    return run_command(lambda: _run(args))
+
+
+def _run(args: argparse.Namespace) -> int:
+    failed = work(args.jobs, args.results, args.model_dir, device=args.device, batch_size=args.batch_size,
+                  time_limit=args.time_limit)
     print(f"{args.results}: written, {failed} failed")
     return 0
 

@@ -1,4 +1,5 @@
-"""The one exception type for bad or missing input data, and readable config-validation messages."""
+"""The one exception type for bad or missing input (data, configuration, command line), and readable
+config-validation messages."""
 
 from pydantic import ValidationError
 

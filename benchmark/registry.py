@@ -1,0 +1,235 @@
+"""Model registry: name -> how to validate its parameters and fit it on a split, and what it is.
+
+Every entry says what it is (`backbone`, and `method`: None for a plain model, `kd` for user-profile
+distillation, `textinit` for item embeddings initialised from item text), so reports, ablations and
+figures compare a variant with its backbone and a control with its method without parsing names.
+A distilled model's target is a parameter (`target: llm | shuffled | random | side_info |
+side_info_mean | oracle`, see `benchmark/targets.py`), not a name of its own.
+
+Adding a backbone = its model file in `baselines/` + one `**_variants(...)` line in MODELS; a fitted model
+is a `benchmark.interfaces.Recommender`.
+
+Run keys keep the spelling under which runs were first published (`sasrec-kd-shuffled`,
+`sasrec-llmemb`: `key_identity`), so committed records stay valid; suites may still use those names
+(`canonical_name` maps them to the entry and parameter they stand for).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, fields, replace
+from pathlib import Path
+from typing import Any, Literal
+
+import torch
+
+from baselines.bert4rec import BERT4Rec, BERT4RecConfig
+from baselines.llmemb import LLMEmbConfig, apply_llmemb
+from baselines.popularity import Popularity, most_pop, recent_pop
+from baselines.sasrec import SASRec, SASRecConfig
+from benchmark.distill import DistillationObjective, DistillConfig
+from benchmark.fit import fit_backbone
+from benchmark.interfaces import Callback, Recommender
+from benchmark.keys import key_fields
+from benchmark.metrics import EvaluationConfig
+from benchmark.profile_settings import ProfileResources, ProfileSettings
+from benchmark.profiles.encode import encode_cached
+from benchmark.profiles.prompts import catalog_texts
+from benchmark.split import Split
+from benchmark.targets import DISTILL_TARGETS, LLM_TARGETS, TargetConfig, build_targets
+from benchmark.train import TrainConfig
+
+Method = Literal["kd", "textinit"]
+
+
+@dataclass(frozen=True)
+class FitContext:
+    """Run-level settings a fit may need besides the model's own parameters."""
+
+    seed: int = 0
+    evaluation: EvaluationConfig = EvaluationConfig()
+    checkpoint: Path | None = None
+    progress: bool = True
+    cache_dir: Path | None = None
+    callbacks: tuple[Callback, ...] = ()
+
+
+@dataclass(frozen=True)
+class Fitted:
+    """A fitted model and what its fit wants recorded (best epoch, timings, per-epoch history)."""
+
+    model: Recommender
+    info: dict[str, Any]
+
+
+FitFunction = Callable[[Split, dict[str, Any], FitContext], Fitted]
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """A registered model. `resolve` validates params and fills in every default: the resolved params
+    enter run keys, so changing a default changes the key. `fit` trains on a split. `backbone` and
+    `method` say what the model is; `accepted_params`: every parameter name `resolve` accepts."""
+
+    fit: FitFunction
+    resolve: Callable[[dict[str, Any]], dict[str, Any]]
+    backbone: str
+    method: Method | None = None
+    accepted_params: frozenset[str] = frozenset()
+    model_class: type | None = None  # the neural backbone's class and its architecture config class
+    config_class: type | None = None
+
+    def build_backbone(self, n_items: int, architecture: dict[str, Any]) -> torch.nn.Module:
+        """An untrained backbone of this model over `n_items` items (architecture params only)."""
+        if self.model_class is None or self.config_class is None:
+            raise ValueError(f"{self.backbone} is not a neural backbone")
+        return self.model_class(n_items, self.config_class(**architecture))
+
+    def target(self, params: dict[str, Any]) -> str | None:
+        """The distillation target these params choose (None for a model that does not distil)."""
+        return self.resolve(params).get("target", "llm") if self.method == "kd" else None
+
+    def profile_settings(self, params: dict[str, Any]) -> ProfileSettings | None:
+        """The LLM profile generator/encoder settings within `params` (None unless the fit needs every
+        user's LLM profile, generated through the profile cache)."""
+        if self.target(params) not in LLM_TARGETS:
+            return None
+        resolved = self.resolve(params)
+        return ProfileSettings(**{f.name: resolved[f.name] for f in fields(ProfileSettings) if f.name in resolved})
+
+
+def split_params(params: dict[str, Any], *config_classes: type) -> list[dict[str, Any]]:
+    """Distribute flat params over dataclasses by field name; an unknown key is an error naming it."""
+    known = [{f.name for f in fields(cls)} for cls in config_classes]
+    unknown = sorted(set(params) - set().union(*known))
+    if unknown:
+        raise ValueError(f"unknown parameter(s) {unknown}; valid: {sorted(set().union(*known))}")
+    return [{k: v for k, v in params.items() if k in names} for names in known]
+
+
+def _popularity(name: str, build: Callable[..., Popularity], defaults: dict[str, Any]) -> ModelSpec:
+    def resolve(params: dict[str, Any]) -> dict[str, Any]:
+        unknown = sorted(set(params) - set(defaults))
+        if unknown:
+            raise ValueError(f"unknown parameter(s) {unknown}; valid: {sorted(defaults)}")
+        return defaults | params
+
+    def fit(split: Split, params: dict[str, Any], context: FitContext) -> Fitted:
+        rows = split.train_rows
+        return Fitted(build(split.log.item[rows], split.log.timestamp[rows], split.log.n_items, **resolve(params)), {})
+
+    return ModelSpec(fit, resolve, backbone=name, accepted_params=frozenset(defaults))
+
+
+def _neural(name: str, model_class: type, config_class: type, method: Method | None = None) -> ModelSpec:
+    """A transformer backbone: params are its architecture fields plus TrainConfig fields (plus, for
+    distillation, TargetConfig, DistillConfig and ProfileSettings fields; for text-initialised item
+    embeddings, LLMEmbConfig and ProfileSettings), except the seed, which is a run-level setting (the
+    suite's `seeds`)."""
+    extras: dict[Method | None, list[type]] = {None: [], "kd": [TargetConfig, DistillConfig, ProfileSettings],
+                                               "textinit": [LLMEmbConfig, ProfileSettings]}
+    classes: list[type] = [config_class, TrainConfig, *extras[method]]
+
+    def configs(params: dict[str, Any]) -> list[Any]:
+        if "seed" in params:
+            raise ValueError("'seed' is set per run by the suite's seeds, not in model params")
+        return [cls(**part) for cls, part in zip(classes, split_params(params, *classes), strict=True)]
+
+    def resolve(params: dict[str, Any]) -> dict[str, Any]:
+        resolved: dict[str, Any] = {}
+        for config in configs(params):
+            resolved |= key_fields(config, exclude=("seed",))  # the seed is a run-level setting
+        return resolved
+
+    def fit(split: Split, params: dict[str, Any], context: FitContext) -> Fitted:
+        architecture, training, *extra = configs(params)
+        torch.manual_seed(context.seed)
+        model = model_class(split.log.n_items, architecture)
+        objective, info = None, {}
+        if method == "kd":
+            choice, distillation, settings = extra
+            resources = ProfileResources(settings, context.cache_dir)
+            targets = build_targets(split, choice.target, resources, context.seed, progress=context.progress)
+            objective = DistillationObjective(architecture.dim, targets.matrix, targets.has_target, distillation)
+            info = {"targets": targets.encoder, "users_with_target": int(targets.has_target.sum())}
+        elif method == "textinit":
+            initialisation, settings = extra
+            resources = ProfileResources(settings, context.cache_dir)
+            texts = catalog_texts(split.log, settings.prompts.templates)
+            vectors = encode_cached(resources.encoder, texts, resources.store, progress=context.progress)
+            apply_llmemb(model, vectors, initialisation, context.seed)
+            info = {"item_text_encoder": resources.encoder.id}
+        result = fit_backbone(model, split, replace(training, seed=context.seed), evaluation=context.evaluation,
+                              objective=objective, checkpoint=context.checkpoint, progress=context.progress,
+                              callbacks=context.callbacks)
+        betas = [epoch["train_beta"] for epoch in result.history if "train_beta" in epoch]
+        if betas:  # the loss-ratio weight at the first and last distillation epoch
+            info |= {"beta_first": betas[0], "beta_last": betas[-1]}
+        return Fitted(model, info | {"best_epoch": result.best_epoch, "epochs_run": result.epochs_run,
+                                     "best_val": result.best_metric, "train_seconds": result.seconds,
+                                     "resumed_from": result.resumed_from, "history": result.history})
+
+    accepted = frozenset(f.name for cls in classes for f in fields(cls) if f.name != "seed")
+    return ModelSpec(fit, resolve, backbone=name, method=method, accepted_params=accepted, model_class=model_class,
+                     config_class=config_class)
+
+
+def _variants(name: str, model_class: type, config_class: type) -> dict[str, ModelSpec]:
+    """The plain backbone, its distilled variant (any target), and text-initialised item embeddings."""
+    return {name: _neural(name, model_class, config_class),
+            f"{name}-kd": _neural(name, model_class, config_class, "kd"),
+            f"{name}-textinit": _neural(name, model_class, config_class, "textinit")}
+
+
+MODELS: dict[str, ModelSpec] = {
+    "mostpop": _popularity("mostpop", most_pop, {}),
+    "recentpop": _popularity("recentpop", recent_pop, {"window": 0.05}),
+    **_variants("sasrec", SASRec, SASRecConfig),
+    **_variants("bert4rec", BERT4Rec, BERT4RecConfig),
+}
+
+
+NEURAL_BACKBONES = [name for name, spec in MODELS.items() if spec.model_class is not None and spec.method is None]
+
+
+def _historical_names() -> dict[str, tuple[str, dict[str, Any]]]:
+    """The names runs were published under before targets became parameters: name -> (entry, params)."""
+    names: dict[str, tuple[str, dict[str, Any]]] = {}
+    for name, spec in MODELS.items():
+        if spec.method == "kd":
+            names |= {f"{name}-{target}": (name, {"target": target}) for target in DISTILL_TARGETS if target != "llm"}
+        elif spec.method == "textinit":
+            names[f"{spec.backbone}-llmemb"] = (name, {})
+    return names
+
+
+HISTORICAL_NAMES = _historical_names()
+
+
+def canonical_name(name: str) -> tuple[str, dict[str, Any]]:
+    """(registered name, the parameters a historical name implies): `sasrec-kd-shuffled` ->
+    (`sasrec-kd`, {target: shuffled}); a registered name maps to itself. Unknown names raise KeyError."""
+    if name in MODELS:
+        return name, {}
+    if name in HISTORICAL_NAMES:
+        return HISTORICAL_NAMES[name]
+    raise KeyError(f"unknown model '{name}'; registered: {sorted(MODELS)}")
+
+
+def key_identity(name: str, resolved: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+    """The (model name, params) that enter a run's key: a distilled model with a control target is keyed
+    under its historical name without the `target` parameter, text-init under `<backbone>-llmemb`."""
+    spec = MODELS[name]
+    if spec.method == "textinit":
+        return f"{spec.backbone}-llmemb", resolved
+    if spec.method == "kd" and resolved.get("target", "llm") != "llm":
+        return f"{name}-{resolved['target']}", {k: v for k, v in resolved.items() if k != "target"}
+    return name, resolved
+
+
+def get_model(name: str) -> ModelSpec:
+    """A registered model; the error lists the registered names."""
+    try:
+        return MODELS[name]
+    except KeyError:
+        raise KeyError(f"unknown model '{name}'; registered: {sorted(MODELS)}") from None

@@ -1,0 +1,240 @@
+"""Doing a suite's work list (`suite_plan.py`), per stage in three phases: generate the LLM profiles its
+distilling entries need, fill its Optuna studies, train and record its final runs; within a time budget.
+
+A final run is recorded under the output folder by a hash of its resolved configuration (+ data
+checksum, profile identity, code version) and skipped on rerun; runs and trials are logged to MLflow
+once. Killing the process at any point and running again completes the suite without duplicates.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import platform
+import time
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+import optuna
+import pandas as pd
+import torch
+from optuna.trial import TrialState
+from tqdm.auto import tqdm
+
+from benchmark.metrics import evaluate
+from benchmark.profile_settings import ProfileResources
+from benchmark.records import (
+    RunRecord,
+    RunSpec,
+    read_per_user,
+    read_record,
+    read_records,
+    split_tag,
+    write_record,
+)
+from benchmark.registry import MODELS, FitContext, canonical_name, get_model
+from benchmark.suite_plan import FinalWork, Stage, StudyWork, SuitePlan
+from benchmark.targets import llm_profile_targets
+from benchmark.tracking import Tracker, default_tracking_uri
+from benchmark.tuning import PruningCallback, open_study, run_trials, suggest
+
+optuna.logging.set_verbosity(optuna.logging.WARNING)
+
+
+class Budget:
+    """A wall-time budget: work is started only if its estimate (the mean time of the recorded runs of the
+    same entry on the same dataset) says it ends in time; work without an estimate is started."""
+
+    def __init__(self, seconds: float | None, records: Path):
+        self.seconds, self.records, self.started = seconds, records, time.monotonic()
+        self._times: dict[str, dict[str, list[float]]] = {}  # dataset -> label -> recorded run times
+
+    def estimate(self, dataset: str, label: str) -> float | None:
+        """Seconds one final run of this entry takes on this dataset (None before one is recorded)."""
+        if dataset not in self._times:
+            by_label: dict[str, list[float]] = {}
+            for _, record in read_records(self.records / dataset) if (self.records / dataset).is_dir() else []:
+                by_label.setdefault(record.label, []).append(record.seconds)
+            self._times[dataset] = by_label
+        times = self._times[dataset].get(label, [])
+        return sum(times) / len(times) if times else None
+
+    def recorded(self, dataset: str) -> None:
+        """A run was recorded on `dataset`: estimates read the records again."""
+        self._times.pop(dataset, None)
+
+    def fits(self, seconds: float | None) -> bool:
+        """Whether work estimated at `seconds` ends within the budget."""
+        if self.seconds is None or seconds is None:
+            return True
+        return time.monotonic() - self.started + seconds <= self.seconds
+
+
+class SuiteExecutor:
+    """Runs the selected part of a suite; see the module docstring."""
+
+    def __init__(self, plan: SuitePlan):
+        self.plan, self.suite, self.options = plan, plan.suite, plan.options
+        self.budget = Budget(self.options.budget, plan.output)
+        self._tracker: Tracker | None = None
+        self.bar: tqdm | None = None
+        self.records: list[tuple[RunRecord, pd.DataFrame]] = []  # final runs of the last `run`, with per-user metrics
+        self.left: list[dict[str, Any]] = []  # what the budget left undone: dataset, model, seed, estimate
+
+    @property
+    def tracker(self) -> Tracker:
+        """The MLflow tracker (opened on first use)."""
+        if self._tracker is None:
+            uri = self.options.tracking_uri or default_tracking_uri(self.options.cache_dir)
+            self._tracker = Tracker(uri, self.suite.name)
+        return self._tracker
+
+    # -- the phases ----------------------------------------------------------------------------------
+
+    def run(self) -> list[RunRecord]:
+        """All phases for every selected stage; the records of its final runs (also in `records`)."""
+        self.bar = tqdm(total=self.plan.final_count(), desc=f"suite {self.suite.name}", unit="run",
+                        disable=not self.options.progress)
+        finished = []
+        for stage in self.plan.stages():
+            self._status(f"{stage.dataset.label}: profiles")
+            self.ensure_profiles(stage)
+            untuned = {study.entry.display for study in self.plan.work(stage).studies if not self.fill(stage, study)}
+            for final in self.plan.work(stage).finals:
+                record = self.final(stage, final, untuned)
+                if record is not None:
+                    finished.append(record)
+                self.bar.update()
+        self.bar.close()
+        return finished
+
+    def tune_all(self) -> list[tuple[Stage, StudyWork]]:
+        """Only the tuning phase (what a `benchmark.tune` worker does); the studies it filled."""
+        filled = []
+        for stage in self.plan.stages():
+            studies = self.plan.work(stage).studies
+            if studies:
+                self.ensure_profiles(stage)
+            for study in studies:
+                self.tune(stage, study)
+                filled.append((stage, study))
+        return filled
+
+    def ensure_profiles(self, stage: Stage) -> None:
+        """Generate and embed the LLM profiles that this stage's distilling entries need (those fixed
+        before tuning; a tuned profile setting is generated by its fit)."""
+        settings = {MODELS[m.name].profile_settings(self.plan.fixed_params(m))
+                    for m in self.plan.finals(stage.dataset.label)} - {None}
+        for profile_settings in settings:
+            resources = ProfileResources(profile_settings, self.options.cache_path)
+            llm_profile_targets(stage.split, resources, progress=self.options.progress)
+            resources.store.close()
+
+    def fill(self, stage: Stage, study: StudyWork) -> bool:
+        """Fill the study to its trial budget if the time budget allows (False if it does not)."""
+        done = min(self.plan.finished_trials(study.name), self.suite.tuning.trials)
+        if self.bar is not None:
+            self.bar.update(done)
+        estimate = self.budget.estimate(stage.dataset.label, study.entry.display)
+        if not self.budget.fits(None if estimate is None else estimate * (self.suite.tuning.trials - done)):
+            return False
+        self.tune(stage, study)
+        return True
+
+    def tune(self, stage: Stage, work: StudyWork) -> None:
+        """Fill the entry's study up to the suite's trial budget."""
+        entry = work.entry
+        study = open_study(work.name, self.plan.storage, self.suite.tuning, self.options.worker)
+        base, _ = self.plan.base_params(stage, entry)
+        tags = self._study_tags(stage, entry.name)
+
+        def objective(trial: optuna.Trial) -> float:
+            trial.set_user_attr("worker", self.options.worker)
+            params = base | suggest(trial, entry.search)
+            pruning = PruningCallback(trial, first_epoch=MODELS[entry.name].resolve(params).get("distil_epochs", 0))
+            self._status(f"tune {entry.display} trial {trial.number}")
+            context = FitContext(seed=self.suite.tuning.seed, evaluation=self.suite.evaluation,
+                                 progress=self.options.progress, cache_dir=self.options.cache_path, callbacks=(pruning,))
+            return float(get_model(entry.name).fit(stage.split, params, context).info["best_val"])
+
+        def logged(_: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
+            self.tracker.log_trial(work.name, trial, tags)
+            if self.bar is not None and not trial.user_attrs.get("over_budget"):
+                self.bar.update()
+
+        for trial in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.PRUNED)):
+            if trial.user_attrs.get("worker") == self.options.worker:  # finished before a kill, maybe unlogged
+                self.tracker.log_trial(work.name, trial, tags)
+        run_trials(study, objective, self.suite.tuning.trials, callbacks=[logged])
+
+    def final(self, stage: Stage, work: FinalWork, untuned: set[str]) -> RunRecord | None:
+        """The final run's record: read if recorded, else trained if its tuning finished and it fits the
+        budget (None, noted in `left`, when it does not)."""
+        dataset, label = stage.dataset.label, work.entry.display
+        if work.spec is None or self.plan.lineage(work.entry) & untuned:
+            why = "its tuning did not fit the budget" if self.plan.lineage(work.entry) & untuned \
+                else "a study it needs has no complete trial"
+            self.left.append({"dataset": dataset, "model": label, "seed": work.seed, "estimate_s": None, "why": why})
+            return None
+        path = self.plan.record_path(work.spec)
+        self._status(f"{dataset} {label} seed {work.seed}")
+        if path.is_file():
+            record = read_record(path, cached=True)
+        elif not self.budget.fits(estimate := self.budget.estimate(dataset, label)):
+            self.left.append({"dataset": dataset, "model": label, "seed": work.seed, "estimate_s": estimate,
+                              "why": "would overrun the budget"})
+            return None
+        else:
+            record = self.execute(stage, work.spec, work.tuning)
+            self.budget.recorded(dataset)
+        per_user = read_per_user(path, record)
+        self.tracker.log_final(record, per_user)
+        self.records.append((record, per_user))
+        return record
+
+    def execute(self, stage: Stage, spec: RunSpec, tuning: dict[str, Any] | None) -> RunRecord:
+        """Fit, evaluate on test, and record one final run (the record file is written last)."""
+        path = self.plan.record_path(spec)
+        started = time.perf_counter()
+        context = FitContext(seed=spec.seed, evaluation=self.suite.evaluation, checkpoint=path.with_suffix(".ckpt"),
+                             progress=self.options.progress, cache_dir=self.options.cache_path)
+        name, implied = canonical_name(spec.model)
+        fitted = get_model(name).fit(stage.split, dict(spec.params) | implied, context)
+        fit_seconds = time.perf_counter() - started
+        result = evaluate(fitted.model, stage.log, stage.split.test, max_len=fitted.model.max_len,
+                          config=self.suite.evaluation)
+        per_user, extra = result.per_user, {}
+        for extra_name, config in self.suite.extra_evaluations.items():
+            other = evaluate(fitted.model, stage.log, stage.split.test, max_len=fitted.model.max_len, config=config)
+            per_user = per_user.join(other.per_user.drop(columns="user_id").add_prefix(f"{extra_name}/"))
+            extra[extra_name] = {"evaluation": asdict(config), "test": other.means}
+        per_user_path = path.with_suffix(".per_user.csv.gz")
+        per_user_path.parent.mkdir(parents=True, exist_ok=True)
+        per_user.to_csv(per_user_path)
+        record = RunRecord(spec, stage.split.report(), result.means, fitted.info, fit_seconds,
+                           time.perf_counter() - started - fit_seconds, per_user_path.name, tuning, host(), extra)
+        write_record(path, record)  # its presence marks the run as done
+        context.checkpoint.unlink(missing_ok=True)
+        return record
+
+    # -- helpers -------------------------------------------------------------------------------------
+
+    def _status(self, text: str) -> None:
+        if self.bar is not None:
+            self.bar.set_postfix_str(text)
+
+    def _study_tags(self, stage: Stage, model: str) -> dict[str, str]:
+        """The tags of a study's trials (a final run's come from its record)."""
+        return {"suite": self.suite.name, "dataset": stage.dataset.label, "model": model,
+                "data_fingerprint": stage.log.fingerprint, "split": split_tag(stage.config.as_dict())}
+
+
+def host() -> dict[str, Any]:
+    """The machine a run ran on (reported with the results)."""
+    cpu = platform.processor() or platform.machine()
+    with contextlib.suppress(OSError):
+        cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
+                    if line.startswith("model name")), cpu)
+    return {"cpu": cpu, "cores": os.cpu_count(), "torch_threads": torch.get_num_threads(),
+            "gpu": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None}
