@@ -38,7 +38,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from benchmark.interfaces import PADDING, SequenceBatch
-from benchmark.train import Objective
+from benchmark.trainer import Objective
 
 
 @dataclass(frozen=True)

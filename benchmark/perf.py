@@ -62,8 +62,8 @@ def time_evaluation(dataset: str, data_dir: str | None, quantile: float, repeats
 def time_training(model_name: str, config_name: str, precision: str, epochs: int, dataset: str,
                   data_dir: str | None) -> dict:
     """Train `epochs` epochs (no validation) in this process; report per-epoch time, throughput, RSS, eval time."""
-    from benchmark.fit import training_data
-    from benchmark.train import TrainConfig, train
+    from benchmark.backbone_fit import training_data
+    from benchmark.trainer import TrainConfig, train
 
     settings = dict(TRAIN_CONFIGS[config_name])
     batch_size = settings.pop("batch_size")
@@ -87,10 +87,10 @@ def time_training(model_name: str, config_name: str, precision: str, epochs: int
 def time_distillation(dataset: str, data_dir: str | None, config_name: str, epochs: int, repeats: int) -> dict:
     """Epoch time of SASRec with and without distillation (random unit-norm targets of the default encoder's
     dimension: the cost does not depend on what the targets are) and scoring latency of both models."""
+    from benchmark.backbone_fit import training_data
     from benchmark.distill import DistillationObjective, DistillConfig
-    from benchmark.fit import training_data
     from benchmark.targets import random_targets
-    from benchmark.train import TrainConfig, train
+    from benchmark.trainer import TrainConfig, train
 
     settings = dict(TRAIN_CONFIGS[config_name])
     batch_size = settings.pop("batch_size")

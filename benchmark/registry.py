@@ -27,8 +27,8 @@ from baselines.bert4rec import BERT4Rec, BERT4RecConfig
 from baselines.llmemb import LLMEmbConfig, apply_llmemb
 from baselines.popularity import Popularity, most_pop, recent_pop
 from baselines.sasrec import SASRec, SASRecConfig
+from benchmark.backbone_fit import fit_backbone
 from benchmark.distill import DistillationObjective, DistillConfig
-from benchmark.fit import fit_backbone
 from benchmark.interfaces import Callback, Recommender
 from benchmark.keys import key_fields
 from benchmark.metrics import EvaluationConfig
@@ -37,7 +37,7 @@ from benchmark.profiles.encode import encode_cached
 from benchmark.profiles.prompts import catalog_texts
 from benchmark.split import Split
 from benchmark.targets import DISTILL_TARGETS, LLM_TARGETS, TargetConfig, build_targets
-from benchmark.train import TrainConfig
+from benchmark.trainer import TrainConfig
 
 Method = Literal["kd", "textinit"]
 

@@ -34,10 +34,11 @@ from benchmark.records import (
     write_record,
 )
 from benchmark.registry import MODELS, FitContext, canonical_name, get_model
+from benchmark.studies import PruningCallback, open_study, run_trials, storage_for, suggest
+from benchmark.study_archive import export_study, restore_study
 from benchmark.suite_plan import FinalWork, Stage, StudyWork, SuitePlan
 from benchmark.targets import llm_profile_targets
 from benchmark.tracking import Tracker, default_tracking_uri
-from benchmark.tuning import PruningCallback, open_study, run_trials, suggest
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 
@@ -145,6 +146,7 @@ class SuiteExecutor:
     def tune(self, stage: Stage, work: StudyWork) -> None:
         """Fill the entry's study up to the suite's trial budget."""
         entry = work.entry
+        restore_study(self.plan.archive, work.name, storage_for(self.plan.storage))
         study = open_study(work.name, self.plan.storage, self.suite.tuning, self.options.worker)
         base, _ = self.plan.base_params(stage, entry)
         tags = self._study_tags(stage, entry.name)
@@ -159,6 +161,7 @@ class SuiteExecutor:
             return float(get_model(entry.name).fit(stage.split, params, context).info["best_val"])
 
         def logged(_: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
+            export_study(study, self.plan.archive)
             self.tracker.log_trial(work.name, trial, tags)
             if self.bar is not None and not trial.user_attrs.get("over_budget"):
                 self.bar.update()
@@ -167,6 +170,7 @@ class SuiteExecutor:
             if trial.user_attrs.get("worker") == self.options.worker:  # finished before a kill, maybe unlogged
                 self.tracker.log_trial(work.name, trial, tags)
         run_trials(study, objective, self.suite.tuning.trials, callbacks=[logged])
+        export_study(study, self.plan.archive)
 
     def final(self, stage: Stage, work: FinalWork, untuned: set[str]) -> RunRecord | None:
         """The final run's record: read if recorded, else trained if its tuning finished and it fits the

@@ -10,14 +10,17 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+import optuna
+
 from benchmark import paths
 from benchmark.data.dataset import Interactions, load_dataset
 from benchmark.errors import DataError
 from benchmark.records import RunSpec, result_path
 from benchmark.registry import MODELS, key_identity
 from benchmark.split import Split, SplitConfig
+from benchmark.studies import best_params, default_storage, finished_trials, load_study, storage_for, study_name
+from benchmark.study_archive import archive_dir, restore_study
 from benchmark.suite import DatasetEntry, ModelEntry, Suite
-from benchmark.tuning import best_params, default_storage, finished_trials, load_study, study_name
 
 
 def parse_only(text: str | None) -> dict[str, set[str]]:
@@ -107,6 +110,7 @@ class SuitePlan:
                                 f"(its {key}s: {', '.join(known[key])})")
         self.output = options.output or paths.records_dir(suite.name, options.cache_dir)
         self.storage = options.storage or default_storage(options.cache_dir)
+        self.archive = archive_dir(suite.name, options.cache_dir)  # the studies' committed copies
 
     # -- selection -----------------------------------------------------------------------------------
 
@@ -203,7 +207,7 @@ class SuitePlan:
             return params, tuning
         name = self.study_of(stage, entry)
         try:
-            study = load_study(name, self.storage)
+            study = self.study(name)
             tuned, best = best_params(study)
         except (KeyError, ValueError):
             raise NotTuned(f"study {name} has no complete trial yet: run its tuning first") from None
@@ -219,9 +223,15 @@ class SuitePlan:
                        asdict(self.suite.evaluation), name, entry.display, key_params, seed,
                        settings.identity if settings is not None else None)
 
+    def study(self, name: str) -> optuna.Study:
+        """The study `name` from the storage, rebuilt there first from its archive file if the storage
+        lacks it (KeyError when neither has it)."""
+        restore_study(self.archive, name, storage_for(self.storage))
+        return load_study(name, self.storage)
+
     def finished_trials(self, study: str) -> int:
         """Complete + pruned trials of a study (0 before it exists)."""
         try:
-            return finished_trials(load_study(study, self.storage))
+            return finished_trials(self.study(study))
         except KeyError:
             return 0

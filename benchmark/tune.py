@@ -16,10 +16,10 @@ import pandas as pd
 
 from benchmark.cli import run_command
 from benchmark.run import add_common_arguments, options_from, print_table
+from benchmark.studies import best_params, finished_trials
 from benchmark.suite import load_suite
 from benchmark.suite_executor import SuiteExecutor
 from benchmark.suite_plan import SuitePlan
-from benchmark.tuning import best_params, finished_trials, load_study
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -38,7 +38,7 @@ def _run(args: argparse.Namespace) -> int:
     plan = SuitePlan(load_suite(args.suite), options_from(args, worker=args.worker, progress=not args.quiet))
     rows = []
     for _, work in SuiteExecutor(plan).tune_all():
-        study = load_study(work.name, plan.storage)
+        study = plan.study(work.name)
         params, best = best_params(study)
         rows.append({"study": work.name, "trials": finished_trials(study), "best_trial": best.number,
                      "best_val_ndcg@10": best.value, "best_params": params})

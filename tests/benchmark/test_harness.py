@@ -28,13 +28,16 @@ from benchmark.ablate import control_entry
 from benchmark.ablate import main as ablate_cli
 from benchmark.data.dataset import load_dataset
 from benchmark.errors import DataError
+from benchmark.records import read_records
 from benchmark.run import main as run_cli
 from benchmark.split import SplitConfig
+from benchmark.studies import study_name
+from benchmark.study_archive import archive_path
 from benchmark.suite import ModelEntry
-from benchmark.tuning import study_name
+from benchmark.tune import main as tune_cli
 from tests.conftest import seed_profile_cache, suite_error
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 TINY_SUITE = """
 name: {name}
 datasets: [{{name: ml-100k}}]
@@ -72,7 +75,7 @@ def workspace(tmp_path: Path, profile_cache: Path, name: str = "tiny", trials: i
 
 
 def records(folder: Path) -> list[dict]:
-    return [json.loads(p.read_text()) for p in sorted(folder.rglob("*.json"))]
+    return [record for _, record in read_records(folder)]
 
 
 def free_port() -> int:
@@ -126,13 +129,13 @@ def test_suite_tunes_then_runs_finals_with_the_best_parameters_and_mlflow_shows_
     assert len(trials) == 3
     best = max((t for t in trials if t.state == TrialState.COMPLETE), key=lambda t: t.value)
     runs = records(tmp_path / "runs")
-    assert sorted(r["config"]["label"] for r in runs) == ["mostpop"] * 2 + ["sasrec"] * 2 + ["sasrec-kd"] * 2
+    assert sorted(r.label for r in runs) == ["mostpop"] * 2 + ["sasrec"] * 2 + ["sasrec-kd"] * 2
     for run in runs:
-        if run["config"]["label"] != "mostpop":  # sasrec-kd starts from sasrec's tuned settings
-            assert {k: run["config"]["params"][k] for k in best.params} == best.params
+        if run.label != "mostpop":  # sasrec-kd starts from sasrec's tuned settings
+            assert {k: run.spec.params[k] for k in best.params} == best.params
             assert "/sasrec@" in run["tuning"]["study"] and run["tuning"]["best_trial"] == best.number
-    kd = next(r for r in runs if r["config"]["label"] == "sasrec-kd")
-    assert kd["config"]["profiles"].startswith("transformers:smollm2") and kd["fit"]["users_with_target"] > 700
+    kd = next(r for r in runs if r.label == "sasrec-kd")
+    assert kd.spec.profiles.startswith("transformers:smollm2") and kd.fit["users_with_target"] > 700
     capsys.readouterr()
     assert run_cli(args + ["--dry-run"]) == 0
     assert "6 final runs planned, 6 already done" in capsys.readouterr().out
@@ -142,11 +145,11 @@ def test_suite_tunes_then_runs_finals_with_the_best_parameters_and_mlflow_shows_
         client = MlflowClient(url)
         experiment = client.get_experiment_by_name("tiny")
         finals = client.search_runs([experiment.experiment_id], "tags.kind = 'final'")
-        assert sorted(r.data.tags["run_key"] for r in finals) == sorted(r["key"] for r in runs)
-        by_key = {r["key"]: r for r in runs}
+        assert sorted(r.data.tags["run_key"] for r in finals) == sorted(r.key for r in runs)
+        by_key = {r.key: r for r in runs}
         for run in finals:
             record = by_key[run.data.tags["run_key"]]
-            assert run.data.metrics["test_ndcg_at_10"] == pytest.approx(record["test"]["ndcg@10"])
+            assert run.data.metrics["test_ndcg_at_10"] == pytest.approx(record.test["ndcg@10"])
             assert run.data.tags["data_fingerprint"] and run.data.tags["git_commit"]
             artifacts = {a.path for a in client.list_artifacts(run.info.run_id)}
             assert {"config.json", "record.json", "per_user_test_metrics.parquet"} <= artifacts
@@ -171,8 +174,8 @@ def test_suite_tunes_then_runs_finals_with_the_best_parameters_and_mlflow_shows_
     assert report_cli(["--suite", "tiny", "--cache-dir", str(cache), "--output", str(results),
                        "--readme", str(readme)]) == 0
     table = pd.read_csv(results / "leaderboard-tiny.csv").set_index(["model", "metric"])
-    sasrec = [pd.read_csv(tmp_path / "runs" / "ml-100k" / r["per_user"], index_col=0)["ndcg@10"]
-              for r in runs if r["config"]["label"] == "sasrec"]
+    sasrec = [pd.read_csv(tmp_path / "runs" / "ml-100k" / r.per_user_file, index_col=0)["ndcg@10"]
+              for r in runs if r.label == "sasrec"]
     expected = pd.concat(sasrec, axis=1).mean(axis=1).mean()
     assert table.loc[("sasrec", "ndcg@10"), "mean"] == pytest.approx(expected, abs=1e-12)
     markdown = (results / "leaderboard-tiny.md").read_text()
@@ -221,15 +224,40 @@ def test_killed_anywhere_the_suite_resumes_without_duplicates_or_gaps(tmp_path, 
     assert subprocess.run(command, cwd=ROOT, capture_output=True).returncode == 0
 
     runs = records(tmp_path / "runs")
-    assert len(runs) == 6 and len({r["key"] for r in runs}) == 6
+    assert len(runs) == 6 and len({r.key for r in runs}) == 6
     assert not list((tmp_path / "runs").rglob("*.ckpt")) and not list((tmp_path / "runs").rglob("*.part"))
     assert len(finished(storage, "killed")) == 3
     client = MlflowClient(f"sqlite:///{cache / 'mlflow' / 'mlflow.db'}")
     experiment = client.get_experiment_by_name("killed")
     finals = client.search_runs([experiment.experiment_id], "tags.kind = 'final'")
-    assert sorted(r.data.tags["run_key"] for r in finals) == sorted(r["key"] for r in runs)
+    assert sorted(r.data.tags["run_key"] for r in finals) == sorted(r.key for r in runs)
     logged_trials = [r.data.tags["trial"] for r in client.search_runs([experiment.experiment_id], "tags.kind = 'trial'")]
     assert len(logged_trials) == len(set(logged_trials)) == 3
+
+
+def test_studies_outlive_the_machine_through_their_committed_files(tmp_path, profile_cache, monkeypatch, capsys):
+    """A published suite's studies are archived after every trial: a fresh machine (empty cache and Optuna
+    storage) finds its final runs done, and a study continues to a larger budget with the same first trials."""
+    monkeypatch.setattr(paths, "RESULTS_DIR", tmp_path / "results")
+    monkeypatch.setattr(paths, "PUBLISHED_SUITES", ("archived",))
+    _, args = workspace(tmp_path, profile_cache, name="archived", trials=2)
+    args = args[:args.index("--output")]  # a published suite's records go to results/runs
+    assert run_cli(args) == 0
+    name = study_name("archived", "ml-100k", SplitConfig(quantile=0.9, target="last"), "sasrec")
+    archived = json.loads(archive_path(tmp_path / "results" / "studies", name).read_text())["trials"]
+    assert [t["number"] for t in archived] == [0, 1] and all(t["params"] for t in archived)
+    fresh = ["--cache-dir", str(tmp_path / "fresh")]
+    capsys.readouterr()
+    assert run_cli([*args, *fresh, "--dry-run"]) == 0
+    out = capsys.readouterr().out
+    assert "6 final runs planned, 6 already done" in out and "2/2 trials" in out
+    (tmp_path / "archived.yaml").write_text(TINY_SUITE.format(name="archived", trials=3))
+    assert tune_cli([*args, "--cache-dir", str(tmp_path / "other"), "--only", "model=sasrec", "--quiet"]) == 0
+    study = optuna.load_study(study_name=name, storage=f"sqlite:///{tmp_path / 'other' / 'optuna' / 'studies.db'}")
+    assert [(t.number, t.params, t.value) for t in study.trials[:2]] == \
+        [(t["number"], t["params"], t["value"]) for t in archived]
+    assert len(study.trials) == 3
+    assert len(json.loads(archive_path(tmp_path / "results" / "studies", name).read_text())["trials"]) == 3
 
 
 def test_runs_are_logged_to_a_real_mlflow_server(tmp_path, profile_cache):
@@ -277,14 +305,16 @@ def test_two_tuning_workers_share_one_postgresql_study(tmp_path, profile_cache):
 
 def test_control_entries():
     method = ModelEntry(name="sasrec-kd", params={"max_epochs": 30, "alpha": 0.3})
-    assert control_entry(method, "side_info").name == "sasrec-kd-side_info"
+    side_info = control_entry(method, "side_info")
+    assert (side_info.name, side_info.display, side_info.params) == ("sasrec-kd", "sasrec-kd-side_info",
+                                                                     {"target": "side_info"})
     assert control_entry(method, "no_finetune").params == {"distil_epochs": 30}
     assert control_entry(method, "no_beta").params == {"use_beta": False}
     layer = control_entry(method, "layer", 2)
     assert layer.params == {"layer": 2} and layer.label == "sasrec-kd-layer=2" and layer.params_from == "sasrec-kd"
     with pytest.raises(DataError, match="choose one of"):
         control_entry(method, "colour")
-    with pytest.raises(DataError, match="distilled model"):
+    with pytest.raises(DataError, match="model distilled from LLM profiles"):
         control_entry(ModelEntry(name="sasrec"), "side_info")
 
 
@@ -293,9 +323,9 @@ def test_ablation_reuses_the_method_and_prints_the_paired_comparison(tmp_path, p
     assert ablate_cli(["--control", "no_beta", "--method", "sasrec-kd", *args]) == 0
     output = capsys.readouterr().out
     assert "sasrec-kd vs sasrec-kd-no_beta" in output and "wilcoxon_p" in output
-    runs = {(r["config"]["label"], r["config"]["seed"]): r for r in records(tmp_path / "runs")}
+    runs = {(r.label, r.seed): r for r in records(tmp_path / "runs")}
     assert set(runs) == {(label, seed) for label in ("sasrec-kd", "sasrec-kd-no_beta") for seed in (0, 1)}
-    method, control = runs["sasrec-kd", 0]["config"]["params"], runs["sasrec-kd-no_beta", 0]["config"]["params"]
+    method, control = runs["sasrec-kd", 0].spec.params, runs["sasrec-kd-no_beta", 0].spec.params
     assert method["use_beta"] and not control["use_beta"]
     assert {k: v for k, v in method.items() if k != "use_beta"} == {k: v for k, v in control.items() if k != "use_beta"}
 

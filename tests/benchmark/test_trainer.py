@@ -14,10 +14,10 @@ import numpy as np
 import torch
 
 from baselines.sasrec import SASRec, SASRecConfig
-from benchmark.train import Objective, TrainConfig, TrainingData, length_bucketed_batches, train
-from tests import train_job
+from benchmark.trainer import Objective, TrainConfig, TrainingData, length_bucketed_batches, train
+from tests.benchmark import train_job
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_same_seed_same_metrics_to_the_last_digit(mirror):
@@ -30,7 +30,7 @@ def test_same_seed_same_metrics_to_the_last_digit(mirror):
 def test_killed_run_resumes_to_the_same_result(mirror, tmp_path):
     uninterrupted = train_job.run(str(mirror), None)
     checkpoint, out = tmp_path / "run.ckpt", tmp_path / "out.json"
-    command = [sys.executable, str(ROOT / "tests" / "train_job.py"), str(mirror), str(checkpoint), str(out), "0.7"]
+    command = [sys.executable, str(ROOT / "tests" / "benchmark" / "train_job.py"), str(mirror), str(checkpoint), str(out), "0.7"]
     process = subprocess.Popen(command, cwd=ROOT, env=os.environ | {"PYTHONPATH": str(ROOT)})
     deadline = time.time() + 120
     while time.time() < deadline and process.poll() is None:

@@ -10,7 +10,7 @@ import torch
 from baselines.bert4rec import BERT4Rec, BERT4RecConfig
 from baselines.sasrec import SASRec, SASRecConfig
 from benchmark.distill import DistillationObjective, DistillConfig, aggregate, distance
-from benchmark.train import Objective, TrainConfig, TrainingData, train
+from benchmark.trainer import Objective, TrainConfig, TrainingData, train
 
 
 def test_mean_and_exp_pooling_ignore_padding():

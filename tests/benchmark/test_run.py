@@ -2,21 +2,20 @@
 
 from __future__ import annotations
 
-import json
 import re
 import subprocess
 from pathlib import Path
 
-import pandas as pd
 import pytest
 
 from benchmark.errors import DataError
+from benchmark.records import read_per_user, read_record, read_records
 from benchmark.run import main as run_cli
 from benchmark.run import parse_only
 from benchmark.suite import load_suite
 from tests.conftest import suite_error
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_shipped_suites_validate():
@@ -58,10 +57,10 @@ def test_suite_runs_and_resumes(mirror, tmp_path, capsys):
     assert run_cli(args) == 0
     records = sorted((tmp_path / "runs").rglob("*.json"))
     assert len(records) == 3
-    record = json.loads(next(r for r in records if r.name.startswith("sasrec")).read_text())
-    assert set(record["test"]) >= {"ndcg@10", "hr@10", "mrr@10", "coverage@10"}
-    assert record["fit"]["epochs_run"] == 2 and len(record["fit"]["history"]) == 2
-    assert (records[0].parent / record["per_user"]).is_file()
+    record = read_record(next(r for r in records if r.name.startswith("sasrec")))
+    assert set(record.test) >= {"ndcg@10", "hr@10", "mrr@10", "coverage@10"}
+    assert record.fit["epochs_run"] == 2 and len(record.history) == 2
+    assert (records[0].parent / record.per_user_file).is_file()
     assert not list((tmp_path / "runs").rglob("*.part")) and not list((tmp_path / "runs").rglob("*.ckpt"))
     capsys.readouterr()
 
@@ -178,10 +177,10 @@ def test_extra_evaluations_are_recorded_and_reported_as_their_own_tables(mirror,
     assert re.findall(r"final run (\w+)", capsys.readouterr().out) == keys
     assert run_cli(args) == 0
     record_path = next((tmp_path / "runs").rglob("mostpop-*.json"))
-    record = json.loads(record_path.read_text())
-    extra = record["test_extra"]["seen_filtered"]
-    assert extra["evaluation"]["filter_seen"] and not record["config"]["evaluation"]["filter_seen"]
-    per_user = pd.read_csv(record_path.parent / record["per_user"], index_col=0)
+    record = read_record(record_path)
+    extra = record.test_extra["seen_filtered"]
+    assert extra["evaluation"]["filter_seen"] and not record.spec.evaluation["filter_seen"]
+    per_user = read_per_user(record_path, record)
     assert per_user["seen_filtered/ndcg@10"].mean() == pytest.approx(extra["test"]["ndcg@10"])
     assert per_user["seen_filtered/ndcg@10"].mean() >= per_user["ndcg@10"].mean()  # filtering can only help
     assert report_cli(["--suite", "small", "--cache-dir", str(tmp_path / "cache"), "--output",
@@ -224,8 +223,8 @@ def test_a_published_suite_keeps_its_records_in_results_and_a_fresh_cache_finds_
         assert tracking_cli(["import", "--suite", "small", "--cache-dir", str(tmp_path / "fresh")]) == 0
     client = MlflowClient(f"sqlite:///{tmp_path / 'fresh' / 'mlflow' / 'mlflow.db'}")
     finals = client.search_runs([client.get_experiment_by_name("small").experiment_id], "tags.kind = 'final'")
-    records = [json.loads(p.read_text()) for p in (tmp_path / "results" / "runs" / "small").rglob("*.json")]
-    assert sorted(r.data.tags["run_key"] for r in finals) == sorted(r["key"] for r in records)
+    records = [record for _, record in read_records(tmp_path / "results" / "runs" / "small")]
+    assert sorted(r.data.tags["run_key"] for r in finals) == sorted(r.key for r in records)
     assert "mlflow ui --backend-store-uri" in capsys.readouterr().out
 
 

@@ -14,11 +14,11 @@ from pathlib import Path
 import torch
 
 from baselines.sasrec import SASRec, SASRecConfig
+from benchmark.backbone_fit import fit_backbone
 from benchmark.data.dataset import load_dataset
-from benchmark.fit import fit_backbone
 from benchmark.metrics import evaluate
 from benchmark.split import SplitConfig
-from benchmark.train import TrainConfig
+from benchmark.trainer import TrainConfig
 
 EPOCHS = 6
 

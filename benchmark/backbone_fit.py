@@ -12,7 +12,7 @@ from torch import nn
 
 from benchmark.metrics import EvaluationConfig, evaluate
 from benchmark.split import Split, last_items
-from benchmark.train import Callback, Objective, TrainConfig, TrainingData, TrainResult, train
+from benchmark.trainer import Callback, Objective, TrainConfig, TrainingData, TrainResult, train
 
 
 def training_data(split: Split, rows: np.ndarray, window: int) -> TrainingData:

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import hashlib
 import io
-import json
 import os
 import signal
 import socket
@@ -27,10 +26,11 @@ from benchmark.profiles.prompts import PromptConfig, build_prompts, load_templat
 from benchmark.profiles.store import Store
 from benchmark.profiles.weights import WeightsSource, materialize
 from benchmark.profiles.worker import complete_sentences
+from benchmark.records import read_record
 from benchmark.split import SplitConfig
 from tests.conftest import make_log
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 class FakeBackend:
@@ -185,7 +185,7 @@ GENERATE_JOB = """
 import sys, time
 from pathlib import Path
 sys.path.insert(0, {root!r})
-from tests.test_profiles import FakeBackend
+from tests.benchmark.test_profiles import FakeBackend
 from benchmark.data.dataset import load_dataset
 from benchmark.profiles.generate import generate_profiles
 from benchmark.profiles.worker import complete_sentences
@@ -424,9 +424,9 @@ def test_a_suite_takes_its_profiles_from_a_real_openai_compatible_server(transfo
                      f"distil_epochs: 1, max_new_tokens: 24, generator_backend: openai, generator_url: '{url}', "
                      f"generator: '{model}', generator_concurrency: 2}}}}\n")
     assert run_cli(["--suite", str(suite), "--cache-dir", str(tmp_path / "cache"), "--output", str(tmp_path / "runs")]) == 0
-    record = json.loads(next((tmp_path / "runs").rglob("sasrec-kd-*.json")).read_text())
-    assert record["config"]["profiles"].startswith(f"openai:{url}:{model}|")
-    assert record["fit"]["users_with_target"] >= 6
+    record = read_record(next((tmp_path / "runs").rglob("sasrec-kd-*.json")))
+    assert record.spec.profiles.startswith(f"openai:{url}:{model}|")
+    assert record.fit["users_with_target"] >= 6
 
 
 def test_show_explains_a_user_without_training_history(mirror, capsys):

@@ -1,0 +1,91 @@
+"""Optuna studies as small committed files, so tuning outlives the machine.
+
+After every finished trial the executor writes the whole study (each trial's number, state, parameters
+with their distributions, value, per-epoch intermediate values, user attributes and times) to
+`<archive>/<study name>.json`: `results/studies/` for the published suites, else `<cache>/studies/`.
+When a storage does not hold a study that has an archive file (a fresh machine, a new PostgreSQL
+server), the study is rebuilt from the file first, trial by trial with the same numbers, so tuning
+continues where it stopped and the final runs take the same best parameters. A trial number missing
+from the file (still running when it was written) is restored as a failed trial marked
+`missing_from_archive`, which keeps the numbering.
+"""
+
+from __future__ import annotations
+
+import datetime
+import json
+from pathlib import Path
+from typing import Any
+
+import optuna
+from optuna.distributions import distribution_to_json, json_to_distribution
+from optuna.trial import FrozenTrial, TrialState
+
+from benchmark import paths
+from benchmark.files import atomic_output
+
+FINISHED = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)
+
+
+def archive_dir(suite: str, cache: str | Path | None = None) -> Path:
+    """Where a suite's study files live: results/studies for a published suite, else <cache>/studies."""
+    return paths.RESULTS_DIR / "studies" if suite in paths.PUBLISHED_SUITES else paths.cache_dir(cache) / "studies"
+
+
+def archive_path(archive: Path, study: str) -> Path:
+    """The file of study `study` (its name's `/`-separated parts become folders)."""
+    return archive / f"{study}.json"
+
+
+def _trial_json(trial: FrozenTrial) -> dict[str, Any]:
+    return {"number": trial.number, "state": trial.state.name, "value": trial.value,
+            "params": trial.params,
+            "distributions": {k: distribution_to_json(d) for k, d in trial.distributions.items()},
+            "intermediate_values": {str(step): value for step, value in trial.intermediate_values.items()},
+            "user_attrs": trial.user_attrs,
+            "datetime_start": trial.datetime_start.isoformat() if trial.datetime_start else None,
+            "datetime_complete": trial.datetime_complete.isoformat() if trial.datetime_complete else None}
+
+
+def export_study(study: optuna.Study, archive: Path) -> Path:
+    """Write the study's finished trials to its archive file (atomically); returns the file."""
+    trials = sorted(study.get_trials(deepcopy=False, states=FINISHED), key=lambda t: t.number)
+    path = archive_path(archive, study.study_name)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_output(path) as temporary:
+        temporary.write_text(json.dumps({"study": study.study_name, "direction": study.direction.name,
+                                         "trials": [_trial_json(t) for t in trials]}, indent=1, default=str))
+    return path
+
+
+def _frozen(trial: dict[str, Any]) -> FrozenTrial:
+    def moment(text: str | None) -> datetime.datetime | None:
+        return datetime.datetime.fromisoformat(text) if text else None
+
+    state = TrialState[trial["state"]]
+    return FrozenTrial(
+        number=trial["number"], state=state, value=trial["value"] if state != TrialState.FAIL else None,
+        datetime_start=moment(trial["datetime_start"]), datetime_complete=moment(trial["datetime_complete"]),
+        params=trial["params"], distributions={k: json_to_distribution(d) for k, d in trial["distributions"].items()},
+        user_attrs=trial["user_attrs"], system_attrs={}, trial_id=0,
+        intermediate_values={int(step): value for step, value in trial["intermediate_values"].items()})
+
+
+def restore_study(archive: Path, name: str, storage: optuna.storages.BaseStorage) -> bool:
+    """Rebuild study `name` in `storage` from its archive file, if the storage lacks it and the file exists
+    (True when it did)."""
+    path = archive_path(archive, name)
+    if not path.is_file() or name in {s.study_name for s in optuna.get_all_study_summaries(storage)}:
+        return False
+    saved = json.loads(path.read_text())
+    try:
+        study = optuna.create_study(study_name=name, storage=storage, direction=saved["direction"].lower())
+    except optuna.exceptions.DuplicatedStudyError:  # another worker restored it first
+        return False
+    by_number = {trial["number"]: trial for trial in saved["trials"]}
+    for number in range(max(by_number, default=-1) + 1):
+        trial = by_number.get(number) or {"number": number, "state": "FAIL", "params": {}, "distributions": {},
+                                          "intermediate_values": {}, "value": None, "datetime_start": None,
+                                          "datetime_complete": None, "user_attrs": {"missing_from_archive": True}}
+        study.add_trial(_frozen(trial))
+    return True
