@@ -99,12 +99,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--dry-run", action="store_true", help="print the plan, what is already done, and estimates")
     parser.add_argument("--budget", type=parse_duration, help="e.g. 2h30m: start no final run or study that its "
                         "estimate (from the runs already recorded) says would end later; report what is left")
+    parser.add_argument("--queue", action="store_true", help="share the final runs with other workers through "
+                        "the Optuna --storage (PostgreSQL for several machines; give each worker its --worker)")
+    parser.add_argument("--worker", type=int, default=0, help="this worker's number (distinct per worker)")
     args = parser.parse_args(argv)
     return run_command(lambda: _run(args))
 
 
 def _run(args: argparse.Namespace) -> int:
-    plan = SuitePlan(load_suite(args.suite), options_from(args, progress=not args.dry_run, budget=args.budget))
+    plan = SuitePlan(load_suite(args.suite), options_from(args, progress=not args.dry_run, budget=args.budget,
+                                                          queue=args.queue, worker=args.worker))
     if args.dry_run:
         print_plan(plan_table(plan))
         return 0

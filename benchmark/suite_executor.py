@@ -34,6 +34,7 @@ from benchmark.records import (
     write_record,
 )
 from benchmark.registry import MODELS, FitContext, canonical_name, get_model
+from benchmark.run_queue import RunQueue
 from benchmark.studies import PruningCallback, open_study, run_trials, storage_for, suggest
 from benchmark.study_archive import export_study, restore_study
 from benchmark.suite_plan import FinalWork, Stage, StudyWork, SuitePlan
@@ -102,13 +103,39 @@ class SuiteExecutor:
             self._status(f"{stage.dataset.label}: profiles")
             self.ensure_profiles(stage)
             untuned = {study.entry.display for study in self.plan.work(stage).studies if not self.fill(stage, study)}
-            for final in self.plan.work(stage).finals:
-                record = self.final(stage, final, untuned)
-                if record is not None:
-                    finished.append(record)
-                self.bar.update()
+            finals = self.plan.work(stage).finals
+            finished += self.shared(stage, finals, untuned) if self.options.queue else self.each(stage, finals, untuned)
         self.bar.close()
         return finished
+
+    def each(self, stage: Stage, finals: list[FinalWork], untuned: set[str]) -> list[RunRecord]:
+        """The stage's final runs, one after the other."""
+        records = []
+        for final in finals:
+            if (record := self.final(stage, final, untuned)) is not None:
+                records.append(record)
+            self._advance()
+        return records
+
+    def shared(self, stage: Stage, finals: list[FinalWork], untuned: set[str]) -> list[RunRecord]:
+        """The stage's final runs shared with other workers through the storage (`run_queue.py`): the
+        recorded ones, then the queued ones this worker claims."""
+        queue = RunQueue(self.plan.storage, self.plan.stage_name(stage), self.options.worker)
+        by_key = {final.spec.key: final for final in finals if final.spec is not None}
+        queue.enqueue([key for key, final in by_key.items() if not self.plan.record_path(final.spec).is_file()])
+        records = self.each(stage, [f for f in finals if f.spec is None or self.plan.record_path(f.spec).is_file()],
+                            untuned)
+        while (claimed := queue.claim()) is not None:
+            trial, key = claimed
+            record = None
+            if key in by_key:  # another worker's selection (--only) may queue runs this one does not plan
+                with queue.heartbeat(trial):
+                    record = self.final(stage, by_key[key], untuned)
+            queue.finish(trial, record is not None)
+            if record is not None:
+                records.append(record)
+            self._advance()
+        return records
 
     def tune_all(self) -> list[tuple[Stage, StudyWork]]:
         """Only the tuning phase (what a `benchmark.tune` worker does); the studies it filled."""
@@ -223,6 +250,10 @@ class SuiteExecutor:
         return record
 
     # -- helpers -------------------------------------------------------------------------------------
+
+    def _advance(self) -> None:
+        if self.bar is not None:
+            self.bar.update()
 
     def _status(self, text: str) -> None:
         if self.bar is not None:

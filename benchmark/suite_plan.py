@@ -45,6 +45,7 @@ class RunOptions:
     tracking_uri: str | None = None
     storage: str | None = None
     worker: int = 0
+    queue: bool = False  # share final runs with other workers through the Optuna storage (run_queue.py)
     progress: bool = True
     budget: float | None = None  # seconds: start no final run or study that its estimate says would overrun it
 
@@ -176,6 +177,10 @@ class SuitePlan:
         return result_path(self.output, spec)
 
     # -- parameters ----------------------------------------------------------------------------------
+
+    def stage_name(self, stage: Stage) -> str:
+        """The stage's identity: suite, dataset and split."""
+        return f"{self.suite.name}/{stage.dataset.label}/{'-'.join(stage.config.label_parts())}"
 
     def study_of(self, stage: Stage, entry: ModelEntry) -> str:
         """The name of the entry's Optuna study on this dataset and split."""

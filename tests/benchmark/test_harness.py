@@ -22,6 +22,7 @@ import pytest
 from mlflow.tracking import MlflowClient
 from optuna.trial import TrialState
 
+import benchmark
 from analysis.report import main as report_cli
 from benchmark import paths
 from benchmark.ablate import control_entry
@@ -301,6 +302,33 @@ def test_two_tuning_workers_share_one_postgresql_study(tmp_path, profile_cache):
         [MlflowClient(f"sqlite:///{tmp_path / f'mlflow{w}.db'}").get_experiment_by_name(name).experiment_id],
         "tags.kind = 'trial'") for w in (0, 1)]
     assert sorted(int(r.data.tags["trial"]) for runs in logged for r in runs) == sorted(t.number for t in done)
+
+
+@pytest.mark.skipif(not os.environ.get("SEQREC_KD_TEST_POSTGRES_URL"),
+                    reason="set SEQREC_KD_TEST_POSTGRES_URL to a PostgreSQL database (.ci/run starts one)")
+def test_two_workers_share_the_final_runs_through_postgresql_once_each(tmp_path, mirror):
+    name = f"queue-{uuid.uuid4().hex[:8]}"
+    storage = os.environ["SEQREC_KD_TEST_POSTGRES_URL"]
+    suite = tmp_path / f"{name}.yaml"
+    suite.write_text(f"name: {name}\ndatasets: [{{name: ml-100k}}]\nsplits: [{{quantile: 0.9, target: last}}]\n"
+                     "models:\n  - {name: mostpop}\n  - {name: recentpop}\n"
+                     "  - {name: sasrec, params: {dim: 8, blocks: 1, heads: 1, max_len: 20, max_epochs: 2}}\n"
+                     "seeds: [0, 1, 2, 3]\n")
+    workers = [subprocess.Popen([sys.executable, "-m", "benchmark.run", "--suite", str(suite), "--data-dir", str(mirror),
+                                 "--cache-dir", str(tmp_path / f"cache{w}"), "--output", str(tmp_path / "runs"),
+                                 "--storage", storage, "--queue", "--worker", str(w)],
+                                cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+               for w in (0, 1)]
+    outputs = [w.communicate(timeout=600)[0] for w in workers]
+    assert [w.returncode for w in workers] == [0, 0], outputs
+    runs = records(tmp_path / "runs")
+    assert len(runs) == 12 and len({r.key for r in runs}) == 12
+    queue = optuna.load_study(study_name=f"{name}/ml-100k/q0.9-last-by_time/final-runs@{benchmark.__version__}",
+                              storage=storage)
+    done = [t for t in queue.get_trials() if t.state == TrialState.COMPLETE]
+    assert sorted(t.user_attrs["run_key"] for t in done) == sorted(r.key for r in runs)  # each trained once
+    assert {t.user_attrs["worker"] for t in done} == {0, 1}  # both worked
+    assert all(t.user_attrs.get("duplicate") for t in queue.get_trials() if t.state == TrialState.FAIL)
 
 
 def test_control_entries():
