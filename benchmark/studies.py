@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import time
 import warnings
-from collections import Counter
 from collections.abc import Callable, Sequence
 from functools import cache
 from pathlib import Path
@@ -33,6 +32,7 @@ from benchmark.suite import ParamRange, TuningConfig
 HEARTBEAT_SECONDS = 5
 STALE_AFTER_SECONDS = 20
 MONITOR = "val_ndcg@10"
+LOST = "lost"  # user attribute of a trial known to have finished whose details were lost
 
 
 class OverBudget(Exception):
@@ -86,6 +86,15 @@ def storage_for(url: str) -> optuna.storages.RDBStorage:
     raise AssertionError("unreachable")
 
 
+def distribution(spec: ParamRange) -> optuna.distributions.BaseDistribution:
+    """The Optuna distribution `suggest` samples one parameter's range from."""
+    if spec.choices is not None:
+        return optuna.distributions.CategoricalDistribution(spec.choices)
+    if spec.is_int:
+        return optuna.distributions.IntDistribution(int(spec.low), int(spec.high), step=int(spec.step or 1))
+    return optuna.distributions.FloatDistribution(float(spec.low), float(spec.high), log=spec.log, step=spec.step)
+
+
 def suggest(trial: optuna.Trial, space: dict[str, ParamRange]) -> dict[str, Any]:
     """Sample one point of the search space."""
     values: dict[str, Any] = {}
@@ -127,8 +136,8 @@ def run_trials(study: optuna.Study, objective: Callable[[optuna.Trial], float], 
     """Run trials until `budget` trials of the study (from any worker) are complete or pruned."""
 
     def guarded(trial: optuna.Trial) -> float:
-        earlier = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.PRUNED, TrialState.RUNNING))
-        if sum(t.number < trial.number for t in earlier) >= budget:
+        earlier = study.get_trials(deepcopy=False)
+        if sum(t.number < trial.number and (finished(t) or t.state == TrialState.RUNNING) for t in earlier) >= budget:
             trial.set_user_attr("over_budget", True)
             raise OverBudget(f"study {study.study_name} already has {budget} trials")
         return objective(trial)
@@ -137,19 +146,24 @@ def run_trials(study: optuna.Study, objective: Callable[[optuna.Trial], float], 
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
             optuna.storages.fail_stale_trials(study)
-        states = Counter(t.state for t in study.get_trials(deepcopy=False))
-        finished = states[TrialState.COMPLETE] + states[TrialState.PRUNED]
-        if finished >= budget:
+        trials = study.get_trials(deepcopy=False)
+        done = sum(map(finished, trials))
+        if done >= budget:
             return
-        if finished + states[TrialState.RUNNING] >= budget:  # others are finishing the budget
+        if done + sum(t.state == TrialState.RUNNING for t in trials) >= budget:  # others are finishing the budget
             time.sleep(poll_seconds)
             continue
         study.optimize(guarded, n_trials=1, callbacks=list(callbacks), catch=(OverBudget,), gc_after_trial=False)
 
 
+def finished(trial: FrozenTrial) -> bool:
+    """Whether a trial counts towards the budget: complete, pruned, or finished but lost (see study_archive)."""
+    return trial.state in (TrialState.COMPLETE, TrialState.PRUNED) or bool(trial.user_attrs.get(LOST))
+
+
 def finished_trials(study: optuna.Study) -> int:
-    """Complete + pruned trials."""
-    return len(study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.PRUNED)))
+    """Trials that count towards the budget."""
+    return sum(map(finished, study.get_trials(deepcopy=False)))
 
 
 def best_params(study: optuna.Study) -> tuple[dict[str, Any], FrozenTrial]:

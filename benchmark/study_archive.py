@@ -8,12 +8,20 @@ server), the study is rebuilt from the file first, trial by trial with the same 
 continues where it stopped and the final runs take the same best parameters. A trial number missing
 from the file (still running when it was written) is restored as a failed trial marked
 `missing_from_archive`, which keeps the numbering.
+
+`python -m benchmark.study_archive rebuild --suite NAME` writes the files of studies that only the
+suite's final-run records remember (their storage was lost before studies were archived): the best
+trial as the records give it (number, value, the searched parameters the final runs used) and, for
+every other trial number up to the count the records give, a failed trial marked `lost`. A lost trial
+counts towards the trial budget (so tuning does not start over) but can never be the best.
 """
 
 from __future__ import annotations
 
+import argparse
 import datetime
 import json
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +30,11 @@ from optuna.distributions import distribution_to_json, json_to_distribution
 from optuna.trial import FrozenTrial, TrialState
 
 from benchmark import paths
+from benchmark.cli import run_command
 from benchmark.files import atomic_output
+from benchmark.records import RunRecord, read_records
+from benchmark.studies import LOST, distribution
+from benchmark.suite import Suite, load_suite
 
 FINISHED = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)
 
@@ -59,8 +71,8 @@ def export_study(study: optuna.Study, archive: Path) -> Path:
 
 
 def _frozen(trial: dict[str, Any]) -> FrozenTrial:
-    def moment(text: str | None) -> datetime.datetime | None:
-        return datetime.datetime.fromisoformat(text) if text else None
+    def moment(text: str | None) -> datetime.datetime:  # unknown times (lost or missing trials): now
+        return datetime.datetime.fromisoformat(text) if text else datetime.datetime.now()
 
     state = TrialState[trial["state"]]
     return FrozenTrial(
@@ -89,3 +101,57 @@ def restore_study(archive: Path, name: str, storage: optuna.storages.BaseStorage
                                           "datetime_complete": None, "user_attrs": {"missing_from_archive": True}}
         study.add_trial(_frozen(trial))
     return True
+
+
+def rebuilt_trials(record: RunRecord, suite: Suite) -> list[dict[str, Any]]:
+    """The archive trials of the study a record's tuning names, as far as the record knows them."""
+    tuning = record.tuning or {}
+    label = tuning["study"].rsplit("/", 1)[1].rsplit("@", 1)[0]
+    space = suite.model(label).search
+    best = {"number": tuning["best_trial"], "state": "COMPLETE", "value": tuning["best_value"],
+            "params": {k: record.spec.params[k] for k in space},
+            "distributions": {k: distribution_to_json(distribution(spec)) for k, spec in space.items()},
+            "intermediate_values": {}, "datetime_start": None, "datetime_complete": None,
+            "user_attrs": {"rebuilt_from": record.key}}
+    lost = [{"number": n, "state": "FAIL", "value": None, "params": {}, "distributions": {}, "intermediate_values": {},
+             "datetime_start": None, "datetime_complete": None, "user_attrs": {LOST: True}}
+            for n in range(tuning["trials"]) if n != best["number"]]
+    return sorted([best, *lost], key=lambda trial: trial["number"])
+
+
+def rebuild(suite: Suite, records: Path, archive: Path) -> list[Path]:
+    """Write the archive file of every study the suite's records name that has none; returns the files."""
+    written = []
+    for _, record in read_records(records):
+        if record.tuning is None or archive_path(archive, record.tuning["study"]).is_file():
+            continue
+        path = archive_path(archive, record.tuning["study"])
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with atomic_output(path) as temporary:
+            temporary.write_text(json.dumps({"study": record.tuning["study"], "direction": "MAXIMIZE",
+                                             "trials": rebuilt_trials(record, suite)}, indent=1))
+        written.append(path)
+    return written
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point; returns the process exit code."""
+    parser = argparse.ArgumentParser(prog="python -m benchmark.study_archive", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    commands = parser.add_subparsers(dest="command", required=True)
+    rebuilder = commands.add_parser("rebuild", help="archive files of studies that only the final-run records know")
+    rebuilder.add_argument("--suite", required=True)
+    rebuilder.add_argument("--cache-dir")
+    args = parser.parse_args(argv)
+
+    def body() -> int:
+        suite = load_suite(args.suite)
+        written = rebuild(suite, paths.records_dir(suite.name, args.cache_dir), archive_dir(suite.name, args.cache_dir))
+        print("\n".join(str(path) for path in written) or "every study named by the records has its file")
+        return 0
+
+    return run_command(body)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

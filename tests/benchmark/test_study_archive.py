@@ -1,0 +1,93 @@
+"""Studies as committed files: a study restored into an empty storage has the same trials (numbers, states,
+values, parameters, pruning reports), gaps keep their numbers, and a study known only from final-run
+records keeps its best trial and its trial count without being tuned again."""
+
+from __future__ import annotations
+
+import json
+
+import optuna
+import pytest
+from optuna.trial import TrialState
+
+from benchmark.records import RunRecord, RunSpec, write_record
+from benchmark.studies import best_params, distribution, finished_trials, run_trials, storage_for, suggest
+from benchmark.study_archive import archive_path, export_study, rebuild, restore_study
+from benchmark.suite import ParamRange, Suite
+
+optuna.logging.set_verbosity(optuna.logging.WARNING)
+SPACE = {"lr": ParamRange(low=1e-4, high=1e-2, log=True), "dim": ParamRange(choices=[8, 16]),
+         "blocks": ParamRange(low=1, high=3)}
+
+
+def objective(trial: optuna.Trial) -> float:
+    values = suggest(trial, SPACE)
+    trial.set_user_attr("history", [{"epoch": 0, "val_ndcg@10": values["lr"]}])
+    trial.report(values["lr"], 0)
+    if values["blocks"] == 1:
+        raise optuna.TrialPruned()
+    return values["lr"] * values["dim"]
+
+
+def summary(study: optuna.Study) -> list[tuple]:
+    return [(t.number, t.state, t.value, t.params, t.distributions, t.intermediate_values, t.user_attrs)
+            for t in study.trials]
+
+
+def test_a_restored_study_has_the_same_trials_and_continues(tmp_path):
+    first = optuna.create_study(study_name="s/d/q/m@1", storage=storage_for(f"sqlite:///{tmp_path / 'a.db'}"),
+                                direction="maximize", sampler=optuna.samplers.TPESampler(seed=0))
+    run_trials(first, objective, 6)
+    assert {t.state for t in first.trials} == {TrialState.COMPLETE, TrialState.PRUNED}
+    export_study(first, tmp_path / "archive")
+    storage = storage_for(f"sqlite:///{tmp_path / 'b.db'}")
+    assert restore_study(tmp_path / "archive", "s/d/q/m@1", storage)
+    assert not restore_study(tmp_path / "archive", "s/d/q/m@1", storage)  # only into a storage that lacks it
+    second = optuna.load_study(study_name="s/d/q/m@1", storage=storage)
+    assert summary(second) == summary(first)
+    assert best_params(second)[0] == best_params(first)[0]
+    run_trials(second, objective, 8)
+    assert finished_trials(second) == 8 and summary(second)[:6] == summary(first)
+
+
+def test_a_trial_missing_from_the_file_keeps_the_numbering(tmp_path):
+    study = optuna.create_study(study_name="gap", storage=storage_for(f"sqlite:///{tmp_path / 'a.db'}"),
+                                direction="maximize")
+    run_trials(study, objective, 3)
+    export_study(study, tmp_path / "archive")
+    path = archive_path(tmp_path / "archive", "gap")
+    saved = json.loads(path.read_text())
+    saved["trials"] = [t for t in saved["trials"] if t["number"] != 1]  # was still running when written
+    path.write_text(json.dumps(saved))
+    storage = storage_for(f"sqlite:///{tmp_path / 'b.db'}")
+    restore_study(tmp_path / "archive", "gap", storage)
+    restored = optuna.load_study(study_name="gap", storage=storage).trials
+    assert [t.number for t in restored] == [0, 1, 2]
+    assert restored[1].state == TrialState.FAIL and restored[1].user_attrs == {"missing_from_archive": True}
+
+
+@pytest.mark.parametrize("name", SPACE)
+def test_the_archived_distribution_is_the_one_suggest_samples_from(name):
+    study = optuna.create_study()
+    trial = study.ask()
+    suggest(trial, {name: SPACE[name]})
+    assert trial.distributions[name] == distribution(SPACE[name])
+
+
+def test_a_study_known_only_from_records_keeps_its_best_trial_and_its_count(tmp_path):
+    suite = Suite.model_validate({"name": "lost", "datasets": [{"name": "ml-100k"}], "models": [
+        {"name": "sasrec", "search": {"lr": {"low": 0.0001, "high": 0.01, "log": True}}}]})
+    study = "lost/ml-100k/q0.9-first-by_time/sasrec@0.2.0"
+    spec = RunSpec("lost", "ml-100k", "f", {}, {}, "sasrec", "sasrec", {"lr": 0.003, "dim": 64}, 0)
+    record = RunRecord(spec, {}, {"ndcg@10": 0.1}, {}, 1.0, 1.0, "x.csv.gz",
+                       tuning={"study": study, "best_trial": 2, "best_value": 0.25, "trials": 5})
+    write_record(tmp_path / "runs" / "ml-100k" / "sasrec-x.json", record)
+    assert len(rebuild(suite, tmp_path / "runs", tmp_path / "archive")) == 1
+    assert rebuild(suite, tmp_path / "runs", tmp_path / "archive") == []  # an existing file is kept
+    storage = storage_for(f"sqlite:///{tmp_path / 'c.db'}")
+    restore_study(tmp_path / "archive", study, storage)
+    restored = optuna.load_study(study_name=study, storage=storage)
+    params, best = best_params(restored)
+    assert params == {"lr": 0.003} and best.number == 2 and best.value == 0.25
+    assert finished_trials(restored) == 5
+    run_trials(restored, lambda trial: pytest.fail("a full study must not be tuned again"), 5)
