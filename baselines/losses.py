@@ -75,7 +75,7 @@ def sampled_logits(hidden: torch.Tensor, targets: torch.Tensor, item_weights: to
     selected = targets != PADDING
     states, positives = hidden[selected], targets[selected]
     n_items = item_weights.shape[0] - 1
-    negatives = torch.randint(1, n_items + 1, (positives.shape[0], n_negatives), generator=generator)
+    negatives = torch.randint(1, n_items + 1, (positives.shape[0], n_negatives), generator=generator).to(hidden.device)
     positive_scores = (states * item_weights[positives]).sum(-1)
     negative_scores = torch.einsum("nd,nkd->nk", states, item_weights[negatives])
     negative_scores = negative_scores.masked_fill(negatives == positives[:, None], -torch.inf)
@@ -85,7 +85,7 @@ def sampled_logits(hidden: torch.Tensor, targets: torch.Tensor, item_weights: to
 def sampled_softmax(positive: torch.Tensor, negative: torch.Tensor) -> torch.Tensor:
     """Softmax cross-entropy over the positive and the sampled negatives."""
     logits = torch.cat([positive[:, None], negative], dim=1)
-    return F.cross_entropy(logits, torch.zeros(len(logits), dtype=torch.long))
+    return F.cross_entropy(logits, torch.zeros(len(logits), dtype=torch.long, device=logits.device))
 
 
 def bce(positive: torch.Tensor, negative: torch.Tensor) -> torch.Tensor:

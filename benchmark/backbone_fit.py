@@ -35,6 +35,7 @@ def fit_backbone(
     callbacks: Sequence[Callback] = (),
     checkpoint: Path | None = None,
     progress: bool = True,
+    device: str = "cpu",
 ) -> TrainResult:
     """Train on the validation fold's rows, early-stopping on its tasks; `model` ends at its best epoch."""
     fold = split.validation
@@ -44,4 +45,4 @@ def fit_backbone(
         return evaluate(candidate, split.log, fold.tasks, max_len=candidate.max_len, config=evaluation).means
 
     return train(model, data, validate, config, objective=objective, callbacks=callbacks,
-                 checkpoint=checkpoint, progress=progress)
+                 checkpoint=checkpoint, progress=progress, device=device)

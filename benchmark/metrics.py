@@ -123,8 +123,9 @@ def evaluate(
 ) -> EvaluationResult:
     """Rank the whole catalog for every task with `scorer` and aggregate metrics per user.
 
-    `scorer` maps input sequences [B, max_len] (left-padded item ids) to scores [B, n_items + 1].
-    Seen-item filtering uses the task's whole input history, not only the last `max_len` items.
+    `scorer` maps input sequences [B, max_len] (left-padded item ids) to scores [B, n_items + 1]; a
+    scorer with parameters is fed on their device. Seen-item filtering uses the task's whole input
+    history, not only the last `max_len` items.
     """
     if len(tasks) == 0:
         raise ValueError("evaluate: no tasks to evaluate (empty validation/test fold)")
@@ -133,11 +134,13 @@ def evaluate(
     covered = {k: torch.zeros(log.n_items + 1, dtype=torch.bool) for k in ks}
     max_k = min(max(ks), log.n_items)
     starts = log.offsets[tasks.user]
+    device = next((p.device for p in scorer.parameters()), torch.device("cpu")) \
+        if isinstance(scorer, torch.nn.Module) else torch.device("cpu")
     with torch.inference_mode():
         for begin in range(0, len(tasks), batch_size):
             index = np.arange(begin, min(begin + batch_size, len(tasks)))
             batch = tasks.subset(index)
-            scores = scorer(last_items(log.item, starts[index], batch.input_stop, max_len))
+            scores = scorer(last_items(log.item, starts[index], batch.input_stop, max_len).to(device)).cpu()
             excluded = torch.zeros(scores.shape, dtype=torch.bool)
             if config.filter_seen:
                 excluded[_seen_pairs(log.item, starts[index], batch.input_stop)] = True

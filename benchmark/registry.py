@@ -52,6 +52,7 @@ class FitContext:
     progress: bool = True
     cache_dir: Path | None = None
     callbacks: tuple[Callback, ...] = ()
+    device: str = "cpu"  # where neural models train and score (a run-level setting, recorded, not in the key)
 
 
 @dataclass(frozen=True)
@@ -161,11 +162,11 @@ def _neural(name: str, model_class: type, config_class: type, method: Method | N
             info = {"item_text_encoder": resources.encoder.id}
         result = fit_backbone(model, split, replace(training, seed=context.seed), evaluation=context.evaluation,
                               objective=objective, checkpoint=context.checkpoint, progress=context.progress,
-                              callbacks=context.callbacks)
+                              callbacks=context.callbacks, device=context.device)
         betas = [epoch["train_beta"] for epoch in result.history if "train_beta" in epoch]
         if betas:  # the loss-ratio weight at the first and last distillation epoch
             info |= {"beta_first": betas[0], "beta_last": betas[-1]}
-        return Fitted(model, info | {"best_epoch": result.best_epoch, "epochs_run": result.epochs_run,
+        return Fitted(model, info | {"device": context.device, "best_epoch": result.best_epoch, "epochs_run": result.epochs_run,
                                      "best_val": result.best_metric, "train_seconds": result.seconds,
                                      "resumed_from": result.resumed_from, "history": result.history})
 

@@ -28,6 +28,7 @@ from benchmark.records import RunRecord
 from benchmark.suite import load_suite
 from benchmark.suite_executor import Budget, SuiteExecutor
 from benchmark.suite_plan import RunOptions, SuitePlan, parse_only
+from benchmark.trainer import resolve_device
 
 SUMMARY_METRICS = ("ndcg@10", "hr@10", "mrr@10", "coverage@10")
 
@@ -71,6 +72,8 @@ def add_common_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--tracking-uri", help="MLflow tracking URI (default: sqlite:///<cache-dir>/mlflow/mlflow.db)")
     parser.add_argument("--storage", help="Optuna storage URL, e.g. postgresql://user:pw@host/db "
                                           "(default: sqlite:///<cache-dir>/optuna/studies.db)")
+    parser.add_argument("--device", default="auto", help="where models train and score: auto (the GPU if torch "
+                                                         "sees one, else the CPU), cpu, cuda or cuda:N")
 
 
 def options_from(args: argparse.Namespace, **extra: Any) -> RunOptions:
@@ -80,7 +83,8 @@ def options_from(args: argparse.Namespace, **extra: Any) -> RunOptions:
         raise DataError(f"--data-dir {args.data_dir}: no such folder")
     return RunOptions(data_dir=args.data_dir, cache_dir=args.cache_dir,
                       output=Path(args.output) if args.output else None, only=parse_only(args.only),
-                      tracking_uri=args.tracking_uri, storage=args.storage, **extra)
+                      tracking_uri=args.tracking_uri, storage=args.storage, device=resolve_device(args.device),
+                      **extra)
 
 
 def print_table(table: pd.DataFrame) -> None:

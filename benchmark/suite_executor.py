@@ -184,7 +184,8 @@ class SuiteExecutor:
             pruning = PruningCallback(trial, first_epoch=MODELS[entry.name].resolve(params).get("distil_epochs", 0))
             self._status(f"tune {entry.display} trial {trial.number}")
             context = FitContext(seed=self.suite.tuning.seed, evaluation=self.suite.evaluation,
-                                 progress=self.options.progress, cache_dir=self.options.cache_path, callbacks=(pruning,))
+                                 progress=self.options.progress, cache_dir=self.options.cache_path, callbacks=(pruning,),
+                                 device=self.options.device)
             return float(get_model(entry.name).fit(stage.split, params, context).info["best_val"])
 
         def logged(_: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
@@ -229,7 +230,7 @@ class SuiteExecutor:
         path = self.plan.record_path(spec)
         started = time.perf_counter()
         context = FitContext(seed=spec.seed, evaluation=self.suite.evaluation, checkpoint=path.with_suffix(".ckpt"),
-                             progress=self.options.progress, cache_dir=self.options.cache_path)
+                             progress=self.options.progress, cache_dir=self.options.cache_path, device=self.options.device)
         name, implied = canonical_name(spec.model)
         fitted = get_model(name).fit(stage.split, dict(spec.params) | implied, context)
         fit_seconds = time.perf_counter() - started

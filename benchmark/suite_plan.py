@@ -46,6 +46,7 @@ class RunOptions:
     storage: str | None = None
     worker: int = 0
     queue: bool = False  # share final runs with other workers through the Optuna storage (run_queue.py)
+    device: str = "cpu"  # where neural models train and score (resolved: see trainer.resolve_device)
     progress: bool = True
     budget: float | None = None  # seconds: start no final run or study that its estimate says would overrun it
 

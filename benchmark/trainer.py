@@ -113,6 +113,18 @@ def length_bucketed_batches(lengths: np.ndarray, batch_size: int, generator: tor
     return [batches[i] for i in shuffle]
 
 
+def resolve_device(option: str = "auto") -> str:
+    """The device to train and score on: `auto` is the GPU when torch sees one, else the CPU; `cpu`,
+    `cuda` or `cuda:N` as given (an unusable one is an error naming it)."""
+    if option == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if option.startswith("cuda") and not torch.cuda.is_available():
+        raise ValueError(f"--device {option}: torch sees no CUDA device here (use auto or cpu)")
+    if option != "cpu" and not option.startswith("cuda"):
+        raise ValueError(f"--device {option}: expected auto, cpu, cuda or cuda:N")
+    return option
+
+
 def train(
     model: nn.Module,
     data: TrainingData,
@@ -123,9 +135,12 @@ def train(
     callbacks: Sequence[Callback] = (),
     checkpoint: Path | None = None,
     progress: bool = True,
+    device: str = "cpu",
 ) -> TrainResult:
-    """Train `model` in place and leave it holding the weights of the best validation epoch."""
-    objective = objective or Objective()
+    """Train `model` in place on `device` and leave it holding the weights of the best validation epoch
+    (batches are built on the CPU with the seeded generator, then moved)."""
+    objective = (objective or Objective()).to(device)
+    model.to(device)
     parameters = [p for p in [*model.parameters(), *objective.parameters()] if p.requires_grad]
     optimizer = torch.optim.AdamW(parameters, lr=config.lr, weight_decay=config.weight_decay)
     state = _TrainingState(best_state=copy.deepcopy(model.state_dict()))
@@ -150,8 +165,9 @@ def train(
         for index in batches:
             width = int(lengths[index].max())
             sequences = data.sequences[index][:, -width:] if width < data.sequences.shape[1] else data.sequences[index]
-            batch = model.training_batch(data.users[index], sequences, generator)
-            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=config.precision == "bf16"):
+            batch = SequenceBatch(*(part.to(device) for part in model.training_batch(data.users[index], sequences,
+                                                                                     generator)))
+            with torch.autocast(torch.device(device).type, dtype=torch.bfloat16, enabled=config.precision == "bf16"):
                 loss, logs = objective(model, batch, epoch, generator)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
@@ -209,7 +225,7 @@ def _save(path: Path, state: _TrainingState, model: nn.Module, objective: nn.Mod
 
 
 def _load(path: Path, model: nn.Module, objective: nn.Module, optimizer: torch.optim.Optimizer) -> _TrainingState:
-    payload = torch.load(path, weights_only=False)
+    payload = torch.load(path, weights_only=False, map_location="cpu")
     model.load_state_dict(payload["model"])
     objective.load_state_dict(payload["objective"])
     optimizer.load_state_dict(payload["optimizer"])

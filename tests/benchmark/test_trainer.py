@@ -11,6 +11,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+import pytest
 import torch
 
 from baselines.sasrec import SASRec, SASRecConfig
@@ -92,3 +93,33 @@ def test_bucketed_batches_cover_every_sequence_once():
     # batches are length-homogeneous: far less spread than random batches
     spread = np.mean([lengths[b].max() - lengths[b].min() for b in batches])
     assert spread < 20
+
+
+def test_the_device_is_chosen_automatically_and_a_missing_gpu_is_named():
+    from benchmark.trainer import resolve_device
+
+    assert resolve_device("auto") == ("cuda" if torch.cuda.is_available() else "cpu")
+    assert resolve_device("cpu") == "cpu"
+    if not torch.cuda.is_available():
+        with pytest.raises(ValueError, match="--device cuda: torch sees no CUDA device"):
+            resolve_device("cuda")
+    with pytest.raises(ValueError, match="expected auto, cpu, cuda"):
+        resolve_device("tpu")
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_training_and_evaluation_on_the_gpu_match_the_cpu(mirror):
+    from benchmark.backbone_fit import fit_backbone
+    from benchmark.data.dataset import load_dataset
+    from benchmark.metrics import evaluate
+    from benchmark.split import SplitConfig
+
+    split = SplitConfig(quantile=0.9, target="last").apply(load_dataset("ml-100k", data_dir=mirror))
+    results = {}
+    for device in ("cpu", "cuda"):
+        torch.manual_seed(0)
+        model = SASRec(split.log.n_items, SASRecConfig(dim=16, blocks=1, heads=1, max_len=20, dropout=0.0))
+        fit_backbone(model, split, TrainConfig(max_epochs=2, patience=2), progress=False, device=device)
+        assert next(model.parameters()).device.type == device
+        results[device] = evaluate(model, split.log, split.test, max_len=20).means["ndcg@10"]
+    assert results["cuda"] == pytest.approx(results["cpu"], abs=0.01)
