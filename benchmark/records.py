@@ -96,7 +96,7 @@ class Variant:
 
 def variant_of(model: str, params: dict[str, Any]) -> Variant:
     """The variant a recorded model name and its params stand for (also under historical names)."""
-    name, implied = canonical_name(model)
+    name, implied = canonical_name(model, params)
     spec = MODELS[name]
     return Variant(spec.backbone, spec.method, spec.target(params | implied))
 

@@ -231,7 +231,7 @@ class SuiteExecutor:
         started = time.perf_counter()
         context = FitContext(seed=spec.seed, evaluation=self.suite.evaluation, checkpoint=path.with_suffix(".ckpt"),
                              progress=self.options.progress, cache_dir=self.options.cache_path, device=self.options.device)
-        name, implied = canonical_name(spec.model)
+        name, implied = canonical_name(spec.model, spec.params)
         fitted = get_model(name).fit(stage.split, dict(spec.params) | implied, context)
         fit_seconds = time.perf_counter() - started
         result = evaluate(fitted.model, stage.log, stage.split.test, max_len=fitted.model.max_len,

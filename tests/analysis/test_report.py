@@ -78,7 +78,8 @@ def test_comparisons_follow_the_recorded_variant_not_the_label():
     assert base_of("bert4rec-kd", variants) == "my-bert"  # the backbone's entry, whatever its label
     assert base_of("sasrec-llmemb", variants) == "sasrec" and base_of("sasrec", variants) is None
     assert base_of("mostpop", variants) is None
-    assert variants["sasrec-kd-shuffled"].target == "shuffled" and variants["sasrec-llmemb"].method == "textinit"
+    assert variants["sasrec-kd-shuffled"].target == "shuffled" and variants["sasrec-llmemb"].method == "llmemb"
+    assert variant_of("sasrec-llmemb", {"llmemb_mode": "init"}).method == "textinit"  # how text-init runs are keyed
 
 
 def test_training_curve_panels_hold_the_backbone_the_method_and_its_setting_ablations():

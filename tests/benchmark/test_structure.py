@@ -30,7 +30,7 @@ def test_models_import_nothing_from_the_harness_but_the_shared_interfaces():
 @pytest.mark.parametrize("entry,name,label,params", [
     ({"name": "sasrec-kd-shuffled"}, "sasrec-kd", "sasrec-kd-shuffled", {"target": "shuffled"}),
     ({"name": "bert4rec-kd-oracle", "label": "upper"}, "bert4rec-kd", "upper", {"target": "oracle"}),
-    ({"name": "sasrec-llmemb"}, "sasrec-textinit", "sasrec-llmemb", {}),
+    ({"name": "sasrec-llmemb"}, "sasrec-llmemb", "sasrec-llmemb", {}),  # LLMEmb itself now
     ({"name": "sasrec-kd", "target": "random"}, "sasrec-kd", "sasrec-kd-random", {"target": "random"}),
     ({"name": "sasrec-kd", "target": "llm"}, "sasrec-kd", "sasrec-kd", {"target": "llm"}),
 ])
@@ -51,7 +51,7 @@ def test_published_records_keep_their_keys_and_say_what_they_are():
     assert len(records) > 100
     variants = {record.spec.model: record.variant for record in records}
     assert variants["sasrec-kd-shuffled"] == variant_of("sasrec-kd", {"target": "shuffled"})
-    assert variants["sasrec-llmemb"].method == "textinit" and variants["mostpop"].method is None
+    assert variants["sasrec-llmemb"].method == "textinit" and variants["mostpop"].method is None  # llmemb_mode
 
 
 def test_splits_that_differ_in_any_field_never_share_a_study():
