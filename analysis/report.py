@@ -300,7 +300,7 @@ def protocol(runs: list[FinalRun], suite: str, tuning: tuple[int, float]) -> lis
     datasets = sorted({(r.dataset, r.spec.data_fingerprint) for r in records})
     evaluation = records[0].spec.evaluation
     seeds = sorted({r.seed for r in records})
-    trials = sorted({r.tuning["trials"] for r in records if r.tuning})
+    trials = sorted({r.tuning.trials for r in records if r.tuning})
     profiles = sorted({r.spec.profiles for r in records if r.spec.profiles})
     hosts = sorted({f"{h['cpu']}, {h['cores']} cores, torch threads {h['torch_threads']}"
                     + (f", {h['gpu']}" if h.get("gpu") else "") for r in records if (h := r.host)})

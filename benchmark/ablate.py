@@ -88,7 +88,7 @@ def comparison(records: list[tuple[RunRecord, pd.DataFrame]], method: str, contr
     rows = []
     groups: dict[tuple[str, str], dict[str, dict[int, tuple[RunRecord, pd.DataFrame]]]] = {}
     for record, per_user in records:
-        group = groups.setdefault((record.dataset, record.spec.split["target"]), {})
+        group = groups.setdefault((record.dataset, record.split_config().target), {})
         group.setdefault(record.label, {})[record.seed] = (record, per_user)
     for (dataset, target), runs in groups.items():
         if method not in runs or control not in runs:

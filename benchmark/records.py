@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import dataclass, field, replace
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -75,6 +75,17 @@ class RunSpec:
 
 
 @dataclass(frozen=True)
+class Tuning:
+    """Where a final run's tuned parameters come from: the study, its best trial and value, and how many
+    trials the study had finished."""
+
+    study: str
+    best_trial: int
+    best_value: float
+    trials: int
+
+
+@dataclass(frozen=True)
 class Variant:
     """What a run's model is: its backbone, its method (None, `kd`, `textinit`) and, for distillation,
     its target (`llm` for the method itself, else a control)."""
@@ -113,7 +124,7 @@ class RunRecord:
     fit_seconds: float
     eval_seconds: float
     per_user_file: str
-    tuning: dict[str, Any] | None = None
+    tuning: Tuning | None = None
     host: dict[str, Any] | None = None
     test_extra: dict[str, dict[str, Any]] = field(default_factory=dict)
     cached: bool = False  # read from an earlier command's record (not serialised)
@@ -157,7 +168,12 @@ class RunRecord:
     @property
     def study(self) -> str | None:
         """The Optuna study whose best parameters the run uses."""
-        return self.tuning["study"] if self.tuning else None
+        return self.tuning.study if self.tuning else None
+
+    @property
+    def test_users(self) -> int:
+        """How many users the test evaluated."""
+        return int(self.split_report["test_users"])
 
     def split_config(self) -> SplitConfig:
         """The split the run was trained and tested on."""
@@ -167,7 +183,7 @@ class RunRecord:
         """The record file's content."""
         return {"key": self.key, "config": self.spec.as_dict(), "split_report": self.split_report, "test": self.test,
                 **({"test_extra": self.test_extra} if self.test_extra else {}), "fit": self.fit,
-                "fit_seconds": self.fit_seconds, "tuning": self.tuning, "host": self.host,
+                "fit_seconds": self.fit_seconds, "tuning": asdict(self.tuning) if self.tuning else None, "host": self.host,
                 "eval_seconds": self.eval_seconds, "per_user": self.per_user_file}
 
     @classmethod
@@ -177,7 +193,8 @@ class RunRecord:
         if spec.key != plain["key"]:
             raise ValueError(f"run record {plain['key']}: its configuration hashes to {spec.key}")
         return cls(spec, plain["split_report"], plain["test"], plain["fit"], plain["fit_seconds"],
-                   plain["eval_seconds"], plain["per_user"], plain.get("tuning"), plain.get("host"),
+                   plain["eval_seconds"], plain["per_user"], Tuning(**plain["tuning"]) if plain.get("tuning") else None,
+                   plain.get("host"),
                    plain.get("test_extra", {}), cached)
 
     def with_evaluation(self, name: str) -> RunRecord:
@@ -190,7 +207,7 @@ class RunRecord:
         params = {**config.params, **{f"split.{k}": v for k, v in config.split.items()}, "seed": config.seed,
                   "model": config.model, "dataset": config.dataset}
         if self.tuning:
-            params |= {"tuning.study": self.tuning["study"], "tuning.best_trial": self.tuning["best_trial"]}
+            params |= {"tuning.study": self.tuning.study, "tuning.best_trial": self.tuning.best_trial}
         return params
 
     def mlflow_metrics(self) -> dict[str, float]:

@@ -35,9 +35,9 @@ SUMMARY_METRICS = ("ndcg@10", "hr@10", "mrr@10", "coverage@10")
 
 def summary_row(record: RunRecord) -> dict[str, Any]:
     """One line of the run summary."""
-    return {"dataset": record.dataset, "target": record.spec.split["target"], "model": record.label,
+    return {"dataset": record.dataset, "target": record.split_config().target, "model": record.label,
             "seed": record.seed, **{m: record.test[m] for m in SUMMARY_METRICS},
-            "test_users": record.split_report["test_users"], "seconds": round(record.seconds, 2),
+            "test_users": record.test_users, "seconds": round(record.seconds, 2),
             "cached": record.cached}
 
 

@@ -105,17 +105,18 @@ def restore_study(archive: Path, name: str, storage: optuna.storages.BaseStorage
 
 def rebuilt_trials(record: RunRecord, suite: Suite) -> list[dict[str, Any]]:
     """The archive trials of the study a record's tuning names, as far as the record knows them."""
-    tuning = record.tuning or {}
-    label = tuning["study"].rsplit("/", 1)[1].rsplit("@", 1)[0]
+    tuning = record.tuning
+    assert tuning is not None, "a record without tuning names no study"
+    label = tuning.study.rsplit("/", 1)[1].rsplit("@", 1)[0]
     space = suite.model(label).search
-    best = {"number": tuning["best_trial"], "state": "COMPLETE", "value": tuning["best_value"],
+    best = {"number": tuning.best_trial, "state": "COMPLETE", "value": tuning.best_value,
             "params": {k: record.spec.params[k] for k in space},
             "distributions": {k: distribution_to_json(distribution(spec)) for k, spec in space.items()},
             "intermediate_values": {}, "datetime_start": None, "datetime_complete": None,
             "user_attrs": {"rebuilt_from": record.key}}
     lost = [{"number": n, "state": "FAIL", "value": None, "params": {}, "distributions": {}, "intermediate_values": {},
              "datetime_start": None, "datetime_complete": None, "user_attrs": {LOST: True}}
-            for n in range(tuning["trials"]) if n != best["number"]]
+            for n in range(tuning.trials) if n != best["number"]]
     return sorted([best, *lost], key=lambda trial: trial["number"])
 
 
@@ -123,12 +124,12 @@ def rebuild(suite: Suite, records: Path, archive: Path) -> list[Path]:
     """Write the archive file of every study the suite's records name that has none; returns the files."""
     written = []
     for _, record in read_records(records):
-        if record.tuning is None or archive_path(archive, record.tuning["study"]).is_file():
+        if record.tuning is None or archive_path(archive, record.tuning.study).is_file():
             continue
-        path = archive_path(archive, record.tuning["study"])
+        path = archive_path(archive, record.tuning.study)
         path.parent.mkdir(parents=True, exist_ok=True)
         with atomic_output(path) as temporary:
-            temporary.write_text(json.dumps({"study": record.tuning["study"], "direction": "MAXIMIZE",
+            temporary.write_text(json.dumps({"study": record.tuning.study, "direction": "MAXIMIZE",
                                              "trials": rebuilt_trials(record, suite)}, indent=1))
         written.append(path)
     return written

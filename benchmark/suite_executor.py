@@ -27,6 +27,7 @@ from benchmark.profile_settings import ProfileResources
 from benchmark.records import (
     RunRecord,
     RunSpec,
+    Tuning,
     read_per_user,
     read_record,
     read_records,
@@ -225,7 +226,7 @@ class SuiteExecutor:
         self.records.append((record, per_user))
         return record
 
-    def execute(self, stage: Stage, spec: RunSpec, tuning: dict[str, Any] | None) -> RunRecord:
+    def execute(self, stage: Stage, spec: RunSpec, tuning: Tuning | None) -> RunRecord:
         """Fit, evaluate on test, and record one final run (the record file is written last)."""
         path = self.plan.record_path(spec)
         started = time.perf_counter()

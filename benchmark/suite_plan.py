@@ -15,7 +15,7 @@ import optuna
 from benchmark import paths
 from benchmark.data.dataset import Interactions, load_dataset
 from benchmark.errors import DataError
-from benchmark.records import RunSpec, result_path
+from benchmark.records import RunSpec, Tuning, result_path
 from benchmark.registry import MODELS, key_identity
 from benchmark.split import Split, SplitConfig
 from benchmark.studies import best_params, default_storage, finished_trials, load_study, storage_for, study_name
@@ -81,7 +81,7 @@ class FinalWork:
     entry: ModelEntry
     seed: int
     spec: RunSpec | None  # None while a study it depends on has no complete trial
-    tuning: dict[str, Any] | None
+    tuning: Tuning | None
 
 
 @dataclass(frozen=True)
@@ -196,7 +196,7 @@ class SuitePlan:
         inherited = self.fixed_params(self.suite.model(entry.params_from))
         return {k: v for k, v in inherited.items() if k in accepted} | entry.params
 
-    def base_params(self, stage: Stage, entry: ModelEntry) -> tuple[dict[str, Any], dict[str, Any] | None]:
+    def base_params(self, stage: Stage, entry: ModelEntry) -> tuple[dict[str, Any], Tuning | None]:
         """The entry's parameters before its own tuning: its `params_from` source's final parameters
         that it accepts, then its own fixed ones; with the tuning record they inherit."""
         if entry.params_from is None:
@@ -205,7 +205,7 @@ class SuitePlan:
         accepted = MODELS[entry.name].accepted_params
         return {k: v for k, v in params.items() if k in accepted} | entry.params, tuning
 
-    def final_params(self, stage: Stage, entry: ModelEntry) -> tuple[dict[str, Any], dict[str, Any] | None]:
+    def final_params(self, stage: Stage, entry: ModelEntry) -> tuple[dict[str, Any], Tuning | None]:
         """The entry's final parameters (base, then its best trial's) and the study they come from;
         `NotTuned` when a study they need has no complete trial."""
         params, tuning = self.base_params(stage, entry)
@@ -217,8 +217,7 @@ class SuitePlan:
             tuned, best = best_params(study)
         except (KeyError, ValueError):
             raise NotTuned(f"study {name} has no complete trial yet: run its tuning first") from None
-        return params | tuned, {"study": name, "best_trial": best.number, "best_value": best.value,
-                                "trials": finished_trials(study)}
+        return params | tuned, Tuning(name, best.number, float(best.value), finished_trials(study))
 
     def run_spec(self, stage: Stage, entry: ModelEntry, params: dict[str, Any], seed: int) -> RunSpec:
         """The run's full identity."""

@@ -134,7 +134,7 @@ def test_suite_tunes_then_runs_finals_with_the_best_parameters_and_mlflow_shows_
     for run in runs:
         if run.label != "mostpop":  # sasrec-kd starts from sasrec's tuned settings
             assert {k: run.spec.params[k] for k in best.params} == best.params
-            assert "/sasrec@" in run["tuning"]["study"] and run["tuning"]["best_trial"] == best.number
+            assert "/sasrec@" in run.study and run.tuning.best_trial == best.number
     kd = next(r for r in runs if r.label == "sasrec-kd")
     assert kd.spec.profiles.startswith("transformers:smollm2") and kd.fit["users_with_target"] > 700
     capsys.readouterr()
