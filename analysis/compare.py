@@ -16,6 +16,8 @@ import numpy as np
 import pandas as pd
 
 from analysis.stats import paired_comparison, user_means
+from benchmark.cli import run_command
+from benchmark.errors import DataError
 from benchmark.records import RunRecord, read_per_user, read_records
 
 Seeds = dict[int, tuple[RunRecord, pd.DataFrame]]  # seed -> (run record, per-user metric table)
@@ -51,10 +53,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--metric", default="ndcg@10")
     parser.add_argument("--base", default="sasrec", help="variant every other one is compared with")
     args = parser.parse_args(argv)
+    return run_command(lambda: _compare(args))
+
+
+def _compare(args: argparse.Namespace) -> int:
     runs = load_runs(args.runs)
     if not runs:
-        print(f"error: no run records under {args.runs}", file=sys.stderr)
-        return 2
+        raise DataError(f"no run records under {args.runs}")
     summary = seed_summary(runs, args.metric)
     print(f"{args.metric} over seeds:")
     print(summary.to_string(float_format="{:.4f}".format))

@@ -13,6 +13,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from benchmark.cli import run_command
+
 CONSTRAINTS = Path(__file__).resolve().parent.parent / "constraints.txt"
 HEADER = ("# Exact versions the test suite last passed with (Python 3.11, CPU), written by "
           "`python -m benchmark.constraints`. Use: pip install -e \".[test]\" -c constraints.txt")
@@ -43,14 +45,17 @@ def main() -> int:
     """Entry point; returns the process exit code."""
     frozen = subprocess.run([sys.executable, "-m", "pip", "freeze", "--exclude-editable"], check=True,
                             capture_output=True, text=True).stdout.splitlines()
-    try:
-        lines = pins(frozen)
-    except ValueError as error:
-        print(f"error: constraints.txt not written: {error}", file=sys.stderr)
-        return 2
-    CONSTRAINTS.write_text("\n".join([HEADER, *lines]) + "\n")
-    print(f"{CONSTRAINTS}: {len(lines)} pins")
-    return 0
+
+    def body() -> int:
+        try:
+            lines = pins(frozen)
+        except ValueError as error:
+            raise ValueError(f"constraints.txt not written: {error}") from None
+        CONSTRAINTS.write_text("\n".join([HEADER, *lines]) + "\n")
+        print(f"{CONSTRAINTS}: {len(lines)} pins")
+        return 0
+
+    return run_command(body)
 
 
 if __name__ == "__main__":
