@@ -28,6 +28,7 @@ import numpy as np
 import pandas as pd
 from mlflow.tracking import MlflowClient
 
+from analysis.claims import claims_lines, load_claims
 from analysis.figures import PRIMARY, suite_figures
 from analysis.stats import PairedResult, holm, mean_ci, paired_comparison, seed_test, user_means
 from benchmark import paths
@@ -342,6 +343,8 @@ def write_report(runs: list[FinalRun], suite: str, output: Path, order: list[str
     comparison_tables: dict[str, list[pd.DataFrame]] = {}
     for (dataset, split), (summary, compared) in tables.items():
         markdown += [f"## {dataset} ({split})", "", leaderboard_markdown(summary, compared), ""]
+        if EXTRA_EVALUATION not in split:  # the claims are about the suite's own evaluation
+            markdown += claims_lines(load_claims(), suite, dataset, compared)
         controls = compared[compared["kind"] == "method"]
         if not controls.empty:
             markdown += [f"Distilled model vs its controls ({PRIMARY}; positive Δ = the LLM profiles help):", "",

@@ -101,3 +101,21 @@ def test_a_published_leaderboard_regenerates_byte_identical_from_the_committed_r
     assert report_cli(["--suite", "kd-ml1m", "--tracking-uri", uri, "--output", str(tmp_path / "report")]) == 0
     for name in ("leaderboard-kd-ml1m.md", "leaderboard-kd-ml1m.csv", "leaderboard-kd-ml1m.tex", "manifest-kd-ml1m.csv"):
         assert (tmp_path / "report" / name).read_bytes() == (paths.RESULTS_DIR / name).read_bytes(), name
+
+
+def test_a_table_is_tested_against_the_published_claims_on_it(tmp_path):
+    from analysis.claims import Claim, claims_lines, load_claims, verdict
+
+    assert {(c.model, c.relative_gain) for c in load_claims()} >= {("sasrec-kd", 0.049), ("bert4rec-kd", 0.196)}
+    compared = pd.DataFrame([{"model": "sasrec-kd", "reference": "sasrec", "metric": "ndcg@10", "ci_low": -0.002,
+                              "ci_high": -0.0005, "reference_mean": 0.02, "relative_gain": -0.06}])
+    claim = Claim(suite="paper", dataset="beauty", model="sasrec-kd", reference="sasrec", metric="ndcg@10",
+                  relative_gain=0.049, source="the paper")
+    lines = claims_lines((claim,), "paper", "beauty", compared)
+    assert "| sasrec-kd vs sasrec | NDCG@10 | +4.9% | -6.0% [-10.0%, -2.5%] | rejected" in "\n".join(lines)
+    assert claims_lines((claim,), "paper", "other-dataset", compared) == []
+    assert verdict(0.05, 0.0, 0.1) == "consistent" and verdict(-0.1, 0.0, 0.1) == "the observed gain is larger"
+    bad = tmp_path / "claims.yaml"
+    bad.write_text("- {suite: paper, dataset: x, model: m, reference: r, metric: ndcg@10, relative_gain: high}\n")
+    with pytest.raises(ValueError, match="claim 0: relative_gain: Input should be a valid number"):
+        load_claims(bad)

@@ -1,0 +1,75 @@
+"""Published claims as data (`analysis/claims.yaml`) and the verdict of a table's paired comparison on each:
+is the claimed relative gain inside the 95% CI of the observed relative gain, below it or above it."""
+
+from __future__ import annotations
+
+from functools import cache
+from pathlib import Path
+
+import pandas as pd
+import yaml
+from pydantic import BaseModel, ConfigDict, ValidationError
+
+from benchmark.errors import DataError, describe_validation_error
+
+CLAIMS_FILE = Path(__file__).parent / "claims.yaml"
+
+
+class Claim(BaseModel):
+    """A gain a paper reports: `model` over `reference` in `metric` on `dataset`, as a relative difference."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    suite: str
+    dataset: str
+    model: str
+    reference: str
+    metric: str
+    relative_gain: float
+    source: str
+
+
+@cache
+def load_claims(path: Path = CLAIMS_FILE) -> tuple[Claim, ...]:
+    """The claims of a claims file; errors name the file and the entry."""
+    try:
+        items = yaml.safe_load(path.read_text()) or []
+    except (OSError, yaml.YAMLError) as error:
+        raise DataError(f"{path}: cannot read claims ({error})") from None
+    if not isinstance(items, list):
+        raise DataError(f"{path}: expected a list of claims, got {type(items).__name__}")
+    claims = []
+    for index, item in enumerate(items):
+        try:
+            claims.append(Claim.model_validate(item))
+        except ValidationError as error:
+            raise DataError(f"{path}: claim {index}: {describe_validation_error(error)}") from None
+    return tuple(claims)
+
+
+def verdict(claimed: float, low: float, high: float) -> str:
+    """Where a claimed relative gain lies against the observed 95% CI [low, high]."""
+    if claimed < low:
+        return "the observed gain is larger"
+    if claimed > high:
+        return "rejected: the observed gain is smaller"
+    return "consistent"
+
+
+def claims_lines(claims: tuple[Claim, ...], suite: str, dataset: str, compared: pd.DataFrame) -> list[str]:
+    """Markdown lines comparing the table's paired tests with the claims on it (none without a match)."""
+    rows = []
+    for claim in (c for c in claims if (c.suite, c.dataset) == (suite, dataset)):
+        match = compared[(compared["model"] == claim.model) & (compared["reference"] == claim.reference)
+                         & (compared["metric"] == claim.metric)]
+        if match.empty:
+            continue
+        test = match.iloc[0]
+        low, high = test["ci_low"] / test["reference_mean"], test["ci_high"] / test["reference_mean"]
+        rows.append(f"| {claim.model} vs {claim.reference} | {claim.metric.upper()} | {claim.relative_gain:+.1%} "
+                    f"| {test['relative_gain']:+.1%} [{low:+.1%}, {high:+.1%}] | {verdict(claim.relative_gain, low, high)} "
+                    f"| {claim.source} |")
+    if not rows:
+        return []
+    return ["Against the published claims (relative gain; CI: the paired difference's 95% CI over the "
+            "reference's mean):", "", "| comparison | metric | claimed | observed [95% CI] | verdict | source |",
+            "|---|---|---|---|---|---|", *rows, ""]
