@@ -404,7 +404,8 @@ def embed_in_readme(readme: Path, suite: str, tables: dict[tuple[str, str], tupl
     for (dataset, split), (summary, compared) in tables.items():
         if EXTRA_EVALUATION in split:  # the README shows the suite's own evaluation; extras stay on the page
             continue
-        body += [f"**{dataset}** ({split})", "", main_table(summary, compared), "", power_note(compared), ""]
+        body += [f"**{dataset}** ({split})", "", main_table(summary, compared), "", power_note(compared), "",
+                 *claims_lines(load_claims(), suite, dataset, compared)]
     before, rest = text.split(start, 1)
     readme.write_text(before + start + "\n" + "\n".join(body) + rest[rest.index(end):])
     return True
