@@ -103,7 +103,7 @@ class SuiteExecutor:
         for stage in self.plan.stages():
             self._status(f"{stage.dataset.label}: profiles")
             self.ensure_profiles(stage)
-            untuned = {study.entry.display for study in self.plan.work(stage).studies if not self.fill(stage, study)}
+            untuned = {study.entry.display for study in self.plan.studies(stage) if not self.fill(stage, study)}
             finals = self.plan.work(stage).finals
             finished += self.shared(stage, finals, untuned) if self.options.queue else self.each(stage, finals, untuned)
         self.bar.close()
@@ -142,7 +142,7 @@ class SuiteExecutor:
         """Only the tuning phase (what a `benchmark.tune` worker does); the studies it filled."""
         filled = []
         for stage in self.plan.stages():
-            studies = self.plan.work(stage).studies
+            studies = self.plan.studies(stage)
             if studies:
                 self.ensure_profiles(stage)
             for study in studies:

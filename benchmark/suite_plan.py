@@ -161,7 +161,6 @@ class SuitePlan:
         """The stage's studies and final runs; final runs whose tuning has not finished have no spec yet
         (call again after tuning)."""
         dataset = stage.dataset.label
-        studies = [StudyWork(entry, self.study_of(stage, entry)) for entry in self.tuned(dataset)]
         finals = []
         for entry in self.finals(dataset):
             try:
@@ -171,7 +170,11 @@ class SuitePlan:
                 continue
             finals += [FinalWork(entry, seed, self.run_spec(stage, entry, params, seed), tuning)
                        for seed in self.suite.seeds]
-        return StageWork(stage, studies, finals)
+        return StageWork(stage, self.studies(stage), finals)
+
+    def studies(self, stage: Stage) -> list[StudyWork]:
+        """The stage's studies, a source before the entries that build on it (no study is read)."""
+        return [StudyWork(entry, self.study_of(stage, entry)) for entry in self.tuned(stage.dataset.label)]
 
     def record_path(self, spec: RunSpec) -> Path:
         """Where the run's record is (or will be) written."""
