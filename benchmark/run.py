@@ -68,7 +68,8 @@ def add_common_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--cache-dir", help="cache folder (default: $SEQREC_KD_CACHE_DIR or ~/.cache/seqrec-kd-bench)")
     parser.add_argument("--output", help="where run records go (default: results/runs/<suite> for the published "
                         "suites, else <cache-dir>/runs/<suite>)")
-    parser.add_argument("--only", help="restrict runs, e.g. dataset=ml-100k,model=sasrec-kd")
+    parser.add_argument("--only", help="restrict runs, e.g. dataset=ml-100k,model=sasrec-kd (an entry's label; "
+                        "a model name that labels no entry selects all of its entries)")
     parser.add_argument("--tracking-uri", help="MLflow tracking URI (default: sqlite:///<cache-dir>/mlflow/mlflow.db); "
                         "'none': records only, logged later by `python -m benchmark.tracking import`")
     parser.add_argument("--storage", help="Optuna storage URL, e.g. postgresql://user:pw@host/db "

@@ -122,10 +122,14 @@ class SuitePlan:
         return [d for d in self.suite.datasets if wanted is None or d.label in wanted]
 
     def finals(self, dataset: str) -> list[ModelEntry]:
-        """Entries whose final runs are selected on `dataset`."""
+        """Entries whose final runs are selected on `dataset`: `model=X` selects the entry labelled X
+        if there is one (the method `sasrec-kd`, not its controls), else every entry of registered
+        model X."""
         wanted = self.options.only.get("model")
-        return [m for m in self.suite.models if m.applies_to(dataset)
-                and (wanted is None or {m.name, m.display} & wanted)]
+        if wanted is None:
+            return [m for m in self.suite.models if m.applies_to(dataset)]
+        by_name = wanted - {m.display for m in self.suite.models}
+        return [m for m in self.suite.models if m.applies_to(dataset) and (m.display in wanted or m.name in by_name)]
 
     def tuned(self, dataset: str) -> list[ModelEntry]:
         """Entries that need a study on `dataset`: selected tuned entries and tuned entries they start

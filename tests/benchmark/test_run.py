@@ -38,6 +38,22 @@ def test_only_filter_parsing():
         parse_only("seed=1")
 
 
+def test_only_model_selects_the_entry_with_that_label_else_every_entry_of_that_model(tmp_path):
+    from benchmark.suite_plan import RunOptions, SuitePlan
+
+    def selected(suite: str, only: str) -> list[str]:
+        plan = SuitePlan(load_suite(suite), RunOptions(cache_dir=str(tmp_path), only=parse_only(only)))
+        return [m.display for m in plan.finals(plan.suite.datasets[0].label)]
+
+    assert selected("paper", "model=sasrec-kd") == ["sasrec-kd"]  # the method, not its controls
+    assert selected("paper", "model=sasrec-kd-random,model=bert4rec") == ["sasrec-kd-random", "bert4rec"]
+    controls_only = tmp_path / "controls.yaml"
+    controls_only.write_text("name: controls\ndatasets: [{name: ml-100k}]\nsplits: [{quantile: 0.9, target: last}]\n"
+                             "models:\n  - {name: sasrec}\n  - {name: sasrec-kd, target: shuffled}\n"
+                             "  - {name: sasrec-kd, target: random}\n")
+    assert selected(str(controls_only), "model=sasrec-kd") == ["sasrec-kd-shuffled", "sasrec-kd-random"]
+
+
 SMALL_SUITE = """
 name: small
 datasets: [{name: ml-100k}]
