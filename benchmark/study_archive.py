@@ -36,6 +36,11 @@ from benchmark.records import RunRecord, read_records
 from benchmark.studies import LOST, distribution
 from benchmark.suite import Suite, load_suite
 
+MISSING = "missing_from_archive"  # a trial number absent from the file (it was running when written)
+REBUILT = "rebuilt_from"  # the best trial as the final-run record (its key) gives it
+# Trials known only by these marks have no real times: the file keeps them null, so that restoring a
+# study and exporting it again writes the same file.
+UNTIMED = (LOST, MISSING, REBUILT)
 FINISHED = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)
 
 
@@ -55,8 +60,12 @@ def _trial_json(trial: FrozenTrial) -> dict[str, Any]:
             "distributions": {k: distribution_to_json(d) for k, d in trial.distributions.items()},
             "intermediate_values": {str(step): value for step, value in trial.intermediate_values.items()},
             "user_attrs": trial.user_attrs,
-            "datetime_start": trial.datetime_start.isoformat() if trial.datetime_start else None,
-            "datetime_complete": trial.datetime_complete.isoformat() if trial.datetime_complete else None}
+            "datetime_start": _moment_json(trial, trial.datetime_start),
+            "datetime_complete": _moment_json(trial, trial.datetime_complete)}
+
+
+def _moment_json(trial: FrozenTrial, moment: datetime.datetime | None) -> str | None:
+    return None if moment is None or any(trial.user_attrs.get(mark) for mark in UNTIMED) else moment.isoformat()
 
 
 def export_study(study: optuna.Study, archive: Path) -> Path:
@@ -98,7 +107,7 @@ def restore_study(archive: Path, name: str, storage: optuna.storages.BaseStorage
     for number in range(max(by_number, default=-1) + 1):
         trial = by_number.get(number) or {"number": number, "state": "FAIL", "params": {}, "distributions": {},
                                           "intermediate_values": {}, "value": None, "datetime_start": None,
-                                          "datetime_complete": None, "user_attrs": {"missing_from_archive": True}}
+                                          "datetime_complete": None, "user_attrs": {MISSING: True}}
         study.add_trial(_frozen(trial))
     return True
 
@@ -113,7 +122,7 @@ def rebuilt_trials(record: RunRecord, suite: Suite) -> list[dict[str, Any]]:
             "params": {k: record.spec.params[k] for k in space},
             "distributions": {k: distribution_to_json(distribution(spec)) for k, spec in space.items()},
             "intermediate_values": {}, "datetime_start": None, "datetime_complete": None,
-            "user_attrs": {"rebuilt_from": record.key}}
+            "user_attrs": {REBUILT: record.key}}
     lost = [{"number": n, "state": "FAIL", "value": None, "params": {}, "distributions": {}, "intermediate_values": {},
              "datetime_start": None, "datetime_complete": None, "user_attrs": {LOST: True}}
             for n in range(tuning.trials) if n != best["number"]]
