@@ -126,10 +126,9 @@ class SuitePlan:
         if there is one (the method `sasrec-kd`, not its controls), else every entry of registered
         model X."""
         wanted = self.options.only.get("model")
-        if wanted is None:
-            return [m for m in self.suite.models if m.applies_to(dataset)]
-        by_name = wanted - {m.display for m in self.suite.models}
-        return [m for m in self.suite.models if m.applies_to(dataset) and (m.display in wanted or m.name in by_name)]
+        by_name = (wanted or set()) - {m.display for m in self.suite.models}
+        return [m for m in self.suite.models if m.applies_to(dataset)
+                and (wanted is None or m.display in wanted or m.name in by_name)]
 
     def tuned(self, dataset: str) -> list[ModelEntry]:
         """Entries that need a study on `dataset`: selected tuned entries and tuned entries they start

@@ -80,7 +80,7 @@ def user_embeddings(n_users: int, texts: dict[int, str], encoder: SentenceEncode
     """Embed each user's text (profile or side-information text) into a matrix aligned to user ids."""
     users = sorted(texts)
     vectors = encode_cached(encoder, [texts[u] for u in users], store, progress=progress)
-    matrix = np.zeros((n_users, vectors.shape[1] if len(vectors) else encoder.dim), dtype=np.float32)
+    matrix = np.zeros((n_users, vectors.shape[1]), dtype=np.float32)
     has = np.zeros(n_users, dtype=bool)
     if users:
         matrix[users] = vectors
