@@ -103,8 +103,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--suite", default="smoke", help="suite name (benchmark/suites/NAME.yaml) or YAML path")
     add_common_arguments(parser)
     parser.add_argument("--dry-run", action="store_true", help="print the plan, what is already done, and estimates")
-    parser.add_argument("--budget", type=parse_duration, help="e.g. 2h30m: start no final run or study that its "
-                        "estimate (from the runs already recorded) says would end later; report what is left")
+    parser.add_argument("--budget", type=parse_duration, help="e.g. 2h30m: start no final run or trial that its "
+                        "estimate (from the runs and trials already recorded) says would end later; report what is left")
     parser.add_argument("--queue", action="store_true", help="share the final runs with other workers through "
                         "the Optuna --storage (PostgreSQL for several machines; give each worker its --worker)")
     parser.add_argument("--worker", type=int, default=0, help="this worker's number (distinct per worker)")
@@ -123,8 +123,10 @@ def _run(args: argparse.Namespace) -> int:
     print_table(pd.DataFrame([summary_row(record) for record in records]))
     if executor.left:
         known = [item["estimate_s"] for item in executor.left if item["estimate_s"] is not None]
-        print(f"\nbudget: {len(executor.left)} final runs left for a later call (estimated {sum(known) / 3600:.1f} h "
-              f"for {len(known)} of them; the others have no recorded run to estimate from):")
+        studies = sum(item["seed"] == "-" for item in executor.left)
+        print(f"\nbudget: {len(executor.left) - studies} final runs and {studies} studies left for a later call "
+              f"(estimated {sum(known) / 3600:.1f} h for {len(known)} of them; the others have no recorded run "
+              "to estimate from):")
         print_table(pd.DataFrame(executor.left))
     print(f"\n{len(records)} runs ({sum(r.cached for r in records)} already recorded before this command); "
           f"records in {plan.output}")

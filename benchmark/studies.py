@@ -132,8 +132,9 @@ class PruningCallback:
 
 def run_trials(study: optuna.Study, objective: Callable[[optuna.Trial], float], budget: int, *,
                callbacks: Sequence[Callable[[optuna.Study, FrozenTrial], None]] = (),
-               poll_seconds: float = 2.0) -> None:
-    """Run trials until `budget` trials of the study (from any worker) are complete or pruned."""
+               may_start: Callable[[optuna.Study], bool] = lambda _: True, poll_seconds: float = 2.0) -> bool:
+    """Run trials until `budget` trials of the study (from any worker) are complete or pruned, starting
+    each only if `may_start` allows it (a time budget); whether the study reached its trial budget."""
 
     def guarded(trial: optuna.Trial) -> float:
         earlier = study.get_trials(deepcopy=False)
@@ -149,10 +150,12 @@ def run_trials(study: optuna.Study, objective: Callable[[optuna.Trial], float], 
         trials = study.get_trials(deepcopy=False)
         done = sum(map(finished, trials))
         if done >= budget:
-            return
+            return True
         if done + sum(t.state == TrialState.RUNNING for t in trials) >= budget:  # others are finishing the budget
             time.sleep(poll_seconds)
             continue
+        if not may_start(study):
+            return False
         study.optimize(guarded, n_trials=1, callbacks=list(callbacks), catch=(OverBudget,), gc_after_trial=False)
 
 
@@ -164,6 +167,14 @@ def finished(trial: FrozenTrial) -> bool:
 def finished_trials(study: optuna.Study) -> int:
     """Trials that count towards the budget."""
     return sum(map(finished, study.get_trials(deepcopy=False)))
+
+
+def mean_trial_seconds(study: optuna.Study) -> float | None:
+    """The mean wall time of the study's complete and pruned trials (None before one has finished): what
+    the next trial is expected to take, pruning included."""
+    times = [t.duration.total_seconds() for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,
+             TrialState.PRUNED)) if t.duration is not None]
+    return sum(times) / len(times) if times else None
 
 
 def best_params(study: optuna.Study) -> tuple[dict[str, Any], FrozenTrial]:

@@ -12,6 +12,7 @@ import contextlib
 import os
 import platform
 import time
+from collections.abc import Callable
 from dataclasses import asdict
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -36,7 +37,7 @@ from benchmark.records import (
 )
 from benchmark.registry import MODELS, FitContext, canonical_name, get_model
 from benchmark.run_queue import RunQueue
-from benchmark.studies import PruningCallback, open_study, run_trials, storage_for, suggest
+from benchmark.studies import PruningCallback, mean_trial_seconds, open_study, run_trials, storage_for, suggest
 from benchmark.study_archive import export_study, restore_study
 from benchmark.suite_plan import FinalWork, Stage, StudyWork, SuitePlan
 from benchmark.targets import llm_profile_targets
@@ -87,7 +88,7 @@ class SuiteExecutor:
         self._tracker: Tracker | None = None
         self.bar: tqdm | None = None
         self.records: list[tuple[RunRecord, pd.DataFrame]] = []  # final runs of the last `run`, with per-user metrics
-        self.left: list[dict[str, Any]] = []  # what the budget left undone: dataset, model, seed, estimate
+        self.left: list[dict[str, Any]] = []  # what the budget left undone: dataset, model, seed ('-': tuning), estimate
 
     @property
     def tracker(self) -> Tracker | None:
@@ -110,7 +111,10 @@ class SuiteExecutor:
         for stage in self.plan.stages():
             self._status(f"{stage.dataset.label}: profiles")
             self.ensure_profiles(stage)
-            untuned = {study.entry.display for study in self.plan.studies(stage) if not self.fill(stage, study)}
+            untuned: set[str] = set()
+            for study in self.plan.studies(stage):  # a source before what builds on it
+                if not self.fill(stage, study, untuned):
+                    untuned.add(study.entry.display)
             finals = self.plan.work(stage).finals
             finished += self.shared(stage, finals, untuned) if self.options.queue else self.each(stage, finals, untuned)
         self.bar.close()
@@ -167,19 +171,38 @@ class SuiteExecutor:
             llm_profile_targets(stage.split, resources, progress=self.options.progress)
             resources.store.close()
 
-    def fill(self, stage: Stage, study: StudyWork) -> bool:
-        """Fill the study to its trial budget if the time budget allows (False if it does not)."""
+    def fill(self, stage: Stage, study: StudyWork, untuned: set[str]) -> bool:
+        """Fill the study to its trial budget, starting a trial only while the time budget allows it and
+        never on top of an `untuned` source's provisional parameters; whether the study is full (if not,
+        what is left is noted in `left`)."""
         done = min(self.plan.finished_trials(study.name), self.suite.tuning.trials)
         if self.bar is not None:
             self.bar.update(done)
-        estimate = self.budget.estimate(stage.dataset.label, study.entry.display)
-        if not self.budget.fits(None if estimate is None else estimate * (self.suite.tuning.trials - done)):
+        dataset, label = stage.dataset.label, study.entry.display
+        if waiting := self.plan.lineage(study.entry) & untuned:
+            self.left.append({"dataset": dataset, "model": label, "seed": "-", "estimate_s": None,
+                              "why": f"tuning: waits for the study of {', '.join(sorted(waiting))}"})
             return False
-        self.tune(stage, study)
-        return True
+        estimates: list[float | None] = []
 
-    def tune(self, stage: Stage, work: StudyWork) -> None:
-        """Fill the entry's study up to the suite's trial budget."""
+        def may_start(optuna_study: optuna.Study) -> bool:
+            """Whether the next trial, expected to take as long as the finished ones (else a final run of the
+            entry), fits the budget; a trial without any estimate is started."""
+            trial_seconds = mean_trial_seconds(optuna_study)
+            estimates.append(self.budget.estimate(dataset, label) if trial_seconds is None else trial_seconds)
+            return self.budget.fits(estimates[-1])
+
+        if self.tune(stage, study, may_start):
+            return True
+        left = self.suite.tuning.trials - self.plan.finished_trials(study.name)
+        self.left.append({"dataset": dataset, "model": label, "seed": "-",
+                          "estimate_s": None if estimates[-1] is None else estimates[-1] * left,
+                          "why": f"tuning: {left} of {self.suite.tuning.trials} trials would overrun the budget"})
+        return False
+
+    def tune(self, stage: Stage, work: StudyWork, may_start: Callable[[optuna.Study], bool] = lambda _: True) -> bool:
+        """Fill the entry's study up to the suite's trial budget, starting each trial only if `may_start`
+        allows it; whether the study is full."""
         entry = work.entry
         restore_study(self.plan.archive, work.name, storage_for(self.plan.storage))
         study = open_study(work.name, self.plan.storage, self.suite.tuning, self.options.worker)
@@ -206,8 +229,9 @@ class SuiteExecutor:
         for trial in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.PRUNED)):
             if self.tracker is not None and trial.user_attrs.get("worker") == self.options.worker:
                 self.tracker.log_trial(work.name, trial, tags)  # finished before a kill, maybe unlogged
-        run_trials(study, objective, self.suite.tuning.trials, callbacks=[logged])
+        full = run_trials(study, objective, self.suite.tuning.trials, callbacks=[logged], may_start=may_start)
         export_study(study, self.plan.archive)
+        return full
 
     def final(self, stage: Stage, work: FinalWork, untuned: set[str]) -> RunRecord | None:
         """The final run's record: read if recorded, else trained if its tuning finished and it fits the

@@ -259,6 +259,29 @@ def test_tracking_none_records_the_suite_without_importing_mlflow_and_import_log
     assert sorted(r.data.tags["run_key"] for r in finals) == sorted(r.key for r in runs)
 
 
+def test_a_budget_stops_tuning_between_trials_and_tunes_nothing_on_a_partial_study(tmp_path, profile_cache, capsys):
+    """Under `--budget` a trial starts only if the mean time of the finished ones fits: the first (nothing
+    to estimate from) runs, the second does not, and the distilled study, which builds on the backbone's
+    best parameters, waits. A later call without a budget finishes both, keeping the first trial."""
+    cache, args = workspace(tmp_path, profile_cache, name="budgeted", trials=3)
+    suite = Path(args[1])
+    suite.write_text(suite.read_text().replace("params: {distil_epochs: 1, layer: 1}", "params: {distil_epochs: 1, "
+                                               "layer: 1}\n    search: {alpha: {low: 0.1, high: 0.5}}"))
+    assert run_cli([*args, "--budget", "0s", "--tracking-uri", "none"]) == 0
+    out = capsys.readouterr().out
+    assert "budget: 5 final runs and 2 studies left for a later call" in out
+    assert "2 of 3 trials would overrun the budget" in out and "waits for the study of sasrec" in out
+    storage = f"sqlite:///{cache / 'optuna' / 'studies.db'}"
+    first = finished(storage, "budgeted")
+    assert len(first) == 1 and [r.label for r in records(tmp_path / "runs")] == ["mostpop"]
+    with pytest.raises(KeyError):
+        finished(storage, "budgeted", "sasrec-kd")
+    assert run_cli([*args, "--tracking-uri", "none"]) == 0
+    assert "budget:" not in capsys.readouterr().out
+    assert finished(storage, "budgeted")[0].params == first[0].params and len(finished(storage, "budgeted")) == 3
+    assert len(finished(storage, "budgeted", "sasrec-kd")) == 3 and len(records(tmp_path / "runs")) == 6
+
+
 def test_studies_outlive_the_machine_through_their_committed_files(tmp_path, profile_cache, monkeypatch, capsys):
     """A published suite's studies are archived after every trial: a fresh machine (empty cache and Optuna
     storage) finds its final runs done, and a study continues to a larger budget with the same first trials."""
