@@ -123,9 +123,9 @@ def _run(args: argparse.Namespace) -> int:
     print_table(pd.DataFrame([summary_row(record) for record in records]))
     if executor.left:
         known = [item["estimate_s"] for item in executor.left if item["estimate_s"] is not None]
-        studies = sum(item["seed"] == "-" for item in executor.left)
-        print(f"\nbudget: {len(executor.left) - studies} final runs and {studies} studies left for a later call "
-              f"(estimated {sum(known) / 3600:.1f} h for {len(known)} of them; the others have no recorded run "
+        counts = pd.Series([item["work"] for item in executor.left]).value_counts(sort=False)
+        print(f"\nbudget: left for a later call: {', '.join(f'{work} × {n}' for work, n in counts.items())} "
+              f"(estimated {sum(known) / 3600:.1f} h for {len(known)} of them; the others have nothing recorded "
               "to estimate from):")
         print_table(pd.DataFrame(executor.left))
     print(f"\n{len(records)} runs ({sum(r.cached for r in records)} already recorded before this command); "

@@ -24,7 +24,8 @@ from optuna.trial import TrialState
 from tqdm.auto import tqdm
 
 from benchmark.metrics import evaluate
-from benchmark.profile_settings import ProfileResources
+from benchmark.profile_settings import ProfileResources, ProfileSettings
+from benchmark.profiles.generate import NOT_GENERATED
 from benchmark.records import (
     RunRecord,
     RunSpec,
@@ -40,7 +41,7 @@ from benchmark.run_queue import RunQueue
 from benchmark.studies import PruningCallback, mean_trial_seconds, open_study, run_trials, storage_for, suggest
 from benchmark.study_archive import export_study, restore_study
 from benchmark.suite_plan import FinalWork, Stage, StudyWork, SuitePlan
-from benchmark.targets import llm_profile_targets
+from benchmark.targets import llm_profile_targets, llm_profiles
 
 if TYPE_CHECKING:
     from benchmark.tracking import Tracker
@@ -52,7 +53,8 @@ optuna.logging.set_verbosity(optuna.logging.WARNING)
 
 class Budget:
     """A wall-time budget: work is started only if its estimate (the mean time of the recorded runs of the
-    same entry on the same dataset) says it ends in time; work without an estimate is started."""
+    same entry on the same dataset) says it ends in time; work without an estimate is started while time
+    is left."""
 
     def __init__(self, seconds: float | None, records: Path):
         self.seconds, self.records, self.started = seconds, records, time.monotonic()
@@ -74,9 +76,10 @@ class Budget:
 
     def fits(self, seconds: float | None) -> bool:
         """Whether work estimated at `seconds` ends within the budget."""
-        if self.seconds is None or seconds is None:
+        if self.seconds is None:
             return True
-        return time.monotonic() - self.started + seconds <= self.seconds
+        elapsed = time.monotonic() - self.started
+        return elapsed < self.seconds if seconds is None else elapsed + seconds <= self.seconds
 
 
 class SuiteExecutor:
@@ -88,7 +91,7 @@ class SuiteExecutor:
         self._tracker: Tracker | None = None
         self.bar: tqdm | None = None
         self.records: list[tuple[RunRecord, pd.DataFrame]] = []  # final runs of the last `run`, with per-user metrics
-        self.left: list[dict[str, Any]] = []  # what the budget left undone: dataset, model, seed ('-': tuning), estimate
+        self.left: list[dict[str, Any]] = []  # what the budget left undone: work, dataset, model, seed, estimate
 
     @property
     def tracker(self) -> Tracker | None:
@@ -110,39 +113,38 @@ class SuiteExecutor:
         finished = []
         for stage in self.plan.stages():
             self._status(f"{stage.dataset.label}: profiles")
-            self.ensure_profiles(stage)
-            untuned: set[str] = set()
+            waiting = self.ensure_profiles(stage)
             for study in self.plan.studies(stage):  # a source before what builds on it
-                if not self.fill(stage, study, untuned):
-                    untuned.add(study.entry.display)
+                if not self.fill(stage, study, waiting):
+                    waiting.setdefault(study.entry.display, "its tuning did not fit the budget")
             finals = self.plan.work(stage).finals
-            finished += self.shared(stage, finals, untuned) if self.options.queue else self.each(stage, finals, untuned)
+            finished += self.shared(stage, finals, waiting) if self.options.queue else self.each(stage, finals, waiting)
         self.bar.close()
         return finished
 
-    def each(self, stage: Stage, finals: list[FinalWork], untuned: set[str]) -> list[RunRecord]:
+    def each(self, stage: Stage, finals: list[FinalWork], waiting: dict[str, str]) -> list[RunRecord]:
         """The stage's final runs, one after the other."""
         records = []
         for final in finals:
-            if (record := self.final(stage, final, untuned)) is not None:
+            if (record := self.final(stage, final, waiting)) is not None:
                 records.append(record)
             self._advance()
         return records
 
-    def shared(self, stage: Stage, finals: list[FinalWork], untuned: set[str]) -> list[RunRecord]:
+    def shared(self, stage: Stage, finals: list[FinalWork], waiting: dict[str, str]) -> list[RunRecord]:
         """The stage's final runs shared with other workers through the storage (`run_queue.py`): the
         recorded ones, then the queued ones this worker claims."""
         queue = RunQueue(self.plan.storage, self.plan.stage_name(stage), self.options.worker)
         by_key = {final.spec.key: final for final in finals if final.spec is not None}
         queue.enqueue([key for key, final in by_key.items() if not self.plan.record_path(final.spec).is_file()])
         records = self.each(stage, [f for f in finals if f.spec is None or self.plan.record_path(f.spec).is_file()],
-                            untuned)
+                            waiting)
         while (claimed := queue.claim()) is not None:
             trial, key = claimed
             record = None
             if key in by_key:  # another worker's selection (--only) may queue runs this one does not plan
                 with queue.heartbeat(trial):
-                    record = self.final(stage, by_key[key], untuned)
+                    record = self.final(stage, by_key[key], waiting)
             queue.finish(trial, record is not None)
             if record is not None:
                 records.append(record)
@@ -161,27 +163,41 @@ class SuiteExecutor:
                 filled.append((stage, study))
         return filled
 
-    def ensure_profiles(self, stage: Stage) -> None:
-        """Generate and embed the LLM profiles that this stage's distilling entries need (those fixed
-        before tuning; a tuned profile setting is generated by its fit)."""
-        settings = {MODELS[m.name].profile_settings(self.plan.fixed_params(m))
-                    for m in self.plan.finals(stage.dataset.label)} - {None}
-        for profile_settings in settings:
+    def ensure_profiles(self, stage: Stage) -> dict[str, str]:
+        """Generate (while the time budget allows) and embed the LLM profiles that this stage's distilling
+        entries need (those fixed before tuning; a tuned profile setting is generated by its fit); the
+        entries left waiting for profiles, with why (what is left is noted in `left`)."""
+        needing: dict[ProfileSettings, list[str]] = {}
+        for entry in self.plan.finals(stage.dataset.label):
+            if (settings := MODELS[entry.name].profile_settings(self.plan.fixed_params(entry))) is not None:
+                needing.setdefault(settings, []).append(entry.display)
+        waiting: dict[str, str] = {}
+        for profile_settings, labels in needing.items():
             resources = ProfileResources(profile_settings, self.options.cache_path)
-            llm_profile_targets(stage.split, resources, progress=self.options.progress)
+            profiles, summary = llm_profiles(stage.split, resources, progress=self.options.progress,
+                                             may_start=self.budget.fits)
+            if missing := sum(reason == NOT_GENERATED for reason in profiles.missing.values()):
+                waiting |= dict.fromkeys(labels, f"{missing} of its LLM profiles are not generated yet")
+                self.left.append({"work": "profiles", "dataset": stage.dataset.label, "model": ", ".join(labels),
+                                  "seed": "-",
+                                  "estimate_s": summary.seconds / summary.generated * missing if summary.generated
+                                  else None, "why": f"{missing} profiles would overrun the budget"})
+            else:
+                llm_profile_targets(stage.split, resources, progress=self.options.progress)
             resources.store.close()
+        return waiting
 
-    def fill(self, stage: Stage, study: StudyWork, untuned: set[str]) -> bool:
+    def fill(self, stage: Stage, study: StudyWork, waiting: dict[str, str]) -> bool:
         """Fill the study to its trial budget, starting a trial only while the time budget allows it and
-        never on top of an `untuned` source's provisional parameters; whether the study is full (if not,
+        never on top of a `waiting` source's provisional parameters or missing profiles; whether the study is full (if not,
         what is left is noted in `left`)."""
         done = min(self.plan.finished_trials(study.name), self.suite.tuning.trials)
         if self.bar is not None:
             self.bar.update(done)
         dataset, label = stage.dataset.label, study.entry.display
-        if waiting := self.plan.lineage(study.entry) & untuned:
-            self.left.append({"dataset": dataset, "model": label, "seed": "-", "estimate_s": None,
-                              "why": f"tuning: waits for the study of {', '.join(sorted(waiting))}"})
+        if blocked := sorted(self.plan.lineage(study.entry) & waiting.keys()):
+            self.left.append({"work": "study", "dataset": dataset, "model": label, "seed": "-", "estimate_s": None,
+                              "why": f"tuning: waits for {', '.join(blocked)} ({waiting[blocked[0]]})"})
             return False
         estimates: list[float | None] = []
 
@@ -195,7 +211,7 @@ class SuiteExecutor:
         if self.tune(stage, study, may_start):
             return True
         left = self.suite.tuning.trials - self.plan.finished_trials(study.name)
-        self.left.append({"dataset": dataset, "model": label, "seed": "-",
+        self.left.append({"work": "study", "dataset": dataset, "model": label, "seed": "-",
                           "estimate_s": None if estimates[-1] is None else estimates[-1] * left,
                           "why": f"tuning: {left} of {self.suite.tuning.trials} trials would overrun the budget"})
         return False
@@ -233,21 +249,23 @@ class SuiteExecutor:
         export_study(study, self.plan.archive)
         return full
 
-    def final(self, stage: Stage, work: FinalWork, untuned: set[str]) -> RunRecord | None:
+    def final(self, stage: Stage, work: FinalWork, waiting: dict[str, str]) -> RunRecord | None:
         """The final run's record: read if recorded, else trained if its tuning finished and it fits the
         budget (None, noted in `left`, when it does not)."""
         dataset, label = stage.dataset.label, work.entry.display
-        if work.spec is None or self.plan.lineage(work.entry) & untuned:
-            why = "its tuning did not fit the budget" if self.plan.lineage(work.entry) & untuned \
-                else "a study it needs has no complete trial"
-            self.left.append({"dataset": dataset, "model": label, "seed": work.seed, "estimate_s": None, "why": why})
+        if work.spec is None or self.plan.lineage(work.entry) & waiting.keys():
+            blocked = sorted(self.plan.lineage(work.entry) & waiting.keys())
+            why = f"{blocked[0]}: {waiting[blocked[0]]}" if blocked else "a study it needs has no complete trial"
+            self.left.append({"work": "final run", "dataset": dataset, "model": label, "seed": work.seed,
+                              "estimate_s": None, "why": why})
             return None
         path = self.plan.record_path(work.spec)
         self._status(f"{dataset} {label} seed {work.seed}")
         if path.is_file():
             record = read_record(path, cached=True)
         elif not self.budget.fits(estimate := self.budget.estimate(dataset, label)):
-            self.left.append({"dataset": dataset, "model": label, "seed": work.seed, "estimate_s": estimate,
+            self.left.append({"work": "final run", "dataset": dataset, "model": label, "seed": work.seed,
+                              "estimate_s": estimate,
                               "why": "would overrun the budget"})
             return None
         else:

@@ -17,6 +17,7 @@ rows the evaluated model is fitted on).
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Literal, get_args
 
@@ -34,7 +35,7 @@ from benchmark.profiles.encode import (
     reduce_dimension,
     user_embeddings,
 )
-from benchmark.profiles.generate import generate_profiles
+from benchmark.profiles.generate import NOT_GENERATED, GenerationSummary, Profiles, generate_profiles
 from benchmark.profiles.prompts import PromptConfig, catalog_texts, item_lines, recent_history, template_for
 from benchmark.profiles.store import Store
 from benchmark.split import HistoryScope, Split
@@ -98,15 +99,23 @@ def reduced(embeddings: UserEmbeddings, split: Split, resources: ProfileResource
     return result
 
 
-def llm_profile_targets(split: Split, resources: ProfileResources, *, progress: bool = True) -> UserEmbeddings:
-    """LLM-profile embeddings; the generator is loaded only if some profile is not cached yet."""
+def llm_profiles(split: Split, resources: ProfileResources, *, progress: bool = True,
+                 may_start: Callable[[float | None], bool] = lambda _: True) -> tuple[Profiles, GenerationSummary]:
+    """The split's LLM profiles, generating the uncached ones while `may_start` allows the next block (see
+    `generate_profiles`); the generator is loaded only if some profile is not cached yet."""
     settings = resources.settings
-    cached, _ = generate_profiles(split, CacheOnly(settings.backend_id), resources.store, prompts=settings.prompts,
-                                  params=settings.generation, generate=False, progress=False)
-    if any(reason == "not generated yet" for reason in cached.missing.values()):
-        cached, _ = generate_profiles(split, resources.backend(), resources.store, prompts=settings.prompts,
-                                      params=settings.generation, progress=progress)
-    return user_embeddings(split.log.n_users, cached.texts, resources.encoder, resources.store, progress=progress)
+    cached = generate_profiles(split, CacheOnly(settings.backend_id), resources.store, prompts=settings.prompts,
+                               params=settings.generation, generate=False, progress=False)
+    if NOT_GENERATED not in cached[0].missing.values():
+        return cached
+    return generate_profiles(split, resources.backend(), resources.store, prompts=settings.prompts,
+                             params=settings.generation, progress=progress, may_start=may_start)
+
+
+def llm_profile_targets(split: Split, resources: ProfileResources, *, progress: bool = True) -> UserEmbeddings:
+    """LLM-profile embeddings, generating the profiles not cached yet."""
+    profiles, _ = llm_profiles(split, resources, progress=progress)
+    return user_embeddings(split.log.n_users, profiles.texts, resources.encoder, resources.store, progress=progress)
 
 
 def shuffled(embeddings: UserEmbeddings, seed: int) -> UserEmbeddings:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import hashlib
 import json
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from tqdm.auto import tqdm
@@ -22,6 +22,8 @@ from benchmark.profiles.prompts import PromptConfig, aggregation_prompt, build_p
 from benchmark.profiles.store import Store
 from benchmark.profiles.worker import generate_with_retries, stored_row
 from benchmark.split import Split
+
+NOT_GENERATED = "not generated yet"  # why a user has no profile when generation stopped (or never ran)
 
 
 def profile_key(backend_id: str, conversation: Conversation, params: GenerationParams) -> str:
@@ -61,12 +63,14 @@ class Profiles:
 
 def generate_profiles(split: Split, backend: Backend, store: Store, *, prompts: PromptConfig = PromptConfig(),
                       params: GenerationParams = GenerationParams(), block: int = 128, retries: int = 2,
-                      users: Sequence[int] | None = None, progress: bool = True, generate: bool = True
-                      ) -> tuple[Profiles, GenerationSummary]:
+                      users: Sequence[int] | None = None, progress: bool = True, generate: bool = True,
+                      may_start: Callable[[float | None], bool] = lambda _: True) -> tuple[Profiles, GenerationSummary]:
     """Profiles for every user with a training-period history (or the given dense `users`).
 
     With `generate=False` only the cache is read (the backend's `id` is all that is used) and users
-    without a cached profile are reported missing.
+    without a cached profile are reported missing. `may_start` is asked before each block with the
+    block's expected seconds (None before one was timed), e.g. a time budget; users whose block it
+    refused are missing as `NOT_GENERATED`.
     """
     summary = GenerationSummary()
     started = time.perf_counter()
@@ -77,7 +81,7 @@ def generate_profiles(split: Split, backend: Backend, store: Store, *, prompts: 
     summary.users = len(user_prompts)
     chunk_conversations = [c for p in user_prompts for c in p.chunks]
     chunk_texts = _run(chunk_conversations, backend, store, params, block, retries, summary, progress, "profiles",
-                       generate)
+                       generate, may_start)
     texts, missing, aggregate_for = {}, {}, {}
     template = template_for(split.log.domain, prompts.templates)
     position = 0
@@ -93,7 +97,7 @@ def generate_profiles(split: Split, backend: Backend, store: Store, *, prompts: 
             aggregate_for[prompt.user] = aggregation_prompt(template, [t for _, t in outcomes])
     if aggregate_for:
         merged = _run(list(aggregate_for.values()), backend, store, params, block, retries, summary, progress,
-                      "aggregate", generate)
+                      "aggregate", generate, may_start)
         for user, (ok, value) in zip(aggregate_for, merged, strict=True):
             (texts if ok else missing)[user] = value
     summary.seconds = time.perf_counter() - started
@@ -120,9 +124,10 @@ def pending_conversations(split: Split, backend_id: str, store: Store, *, prompt
 
 
 def _run(conversations: list[Conversation], backend: Backend, store: Store, params: GenerationParams, block: int,
-         retries: int, summary: GenerationSummary, progress: bool, label: str, generate: bool
-         ) -> list[tuple[bool, str]]:
-    """(ok, text-or-reason) per conversation, generating what the store lacks (failed rows are retried)."""
+         retries: int, summary: GenerationSummary, progress: bool, label: str, generate: bool,
+         may_start: Callable[[float | None], bool]) -> list[tuple[bool, str]]:
+    """(ok, text-or-reason) per conversation, generating what the store lacks (failed rows are retried)
+    block by block while `may_start` allows the next one."""
     keys = [profile_key(backend.id, c, params) for c in conversations]
     stored = store.profiles(keys)
     todo = [i for i, key in enumerate(keys) if key not in stored or stored[key].status != "ok"]
@@ -130,12 +135,16 @@ def _run(conversations: list[Conversation], backend: Backend, store: Store, para
     summary.cached += len(conversations) - len(todo)
     if not generate:
         return [(True, stored[k].text) if k in stored and stored[k].status == "ok"
-                else (False, stored[k].reason if k in stored else "not generated yet") for k in keys]
+                else (False, stored[k].reason if k in stored else NOT_GENERATED) for k in keys]
     bar = tqdm(total=len(todo), desc=f"{label} ({backend.id})", unit="profile", disable=not progress or not todo)
+    generating_seconds = 0.0
     for start in range(0, len(todo), block):
         index = todo[start:start + block]
+        if not may_start(generating_seconds / start * len(index) if start else None):
+            break
         block_started = time.perf_counter()
         results = generate_with_retries([conversations[i] for i in index], backend, params, retries)
+        generating_seconds += time.perf_counter() - block_started
         seconds = (time.perf_counter() - block_started) / max(len(index), 1)
         rows = [stored_row(keys[i], result, seconds, backend.id) for i, result in zip(index, results, strict=True)]
         for row in rows:
@@ -150,5 +159,6 @@ def _run(conversations: list[Conversation], backend: Backend, store: Store, para
         elapsed = bar.format_dict["elapsed"] or 1e-9
         bar.set_postfix_str(f"{summary.completion_tokens / elapsed:.0f} tok/s, {bar.n / elapsed * 60:.0f}/min")
     bar.close()
-    return [(stored[k].status == "ok", stored[k].text if stored[k].status == "ok" else stored[k].reason)
+    return [(False, NOT_GENERATED) if k not in stored
+            else (stored[k].status == "ok", stored[k].text if stored[k].status == "ok" else stored[k].reason)
             for k in keys]

@@ -24,11 +24,12 @@ from optuna.trial import TrialState
 
 import benchmark
 from analysis.report import main as report_cli
-from benchmark import paths
+from benchmark import paths, suite_executor
 from benchmark.ablate import control_entry
 from benchmark.ablate import main as ablate_cli
 from benchmark.data.dataset import load_dataset
 from benchmark.errors import DataError
+from benchmark.profiles.generate import NOT_GENERATED, GenerationSummary, Profiles
 from benchmark.records import read_records
 from benchmark.run import main as run_cli
 from benchmark.split import SplitConfig
@@ -259,27 +260,51 @@ def test_tracking_none_records_the_suite_without_importing_mlflow_and_import_log
     assert sorted(r.data.tags["run_key"] for r in finals) == sorted(r.key for r in runs)
 
 
-def test_a_budget_stops_tuning_between_trials_and_tunes_nothing_on_a_partial_study(tmp_path, profile_cache, capsys):
-    """Under `--budget` a trial starts only if the mean time of the finished ones fits: the first (nothing
-    to estimate from) runs, the second does not, and the distilled study, which builds on the backbone's
-    best parameters, waits. A later call without a budget finishes both, keeping the first trial."""
+def budgeted_workspace(tmp_path: Path, profile_cache: Path) -> tuple[Path, list[str]]:
+    """The tiny suite with a tuned distilled entry too, run without MLflow."""
     cache, args = workspace(tmp_path, profile_cache, name="budgeted", trials=3)
     suite = Path(args[1])
     suite.write_text(suite.read_text().replace("params: {distil_epochs: 1, layer: 1}", "params: {distil_epochs: 1, "
                                                "layer: 1}\n    search: {alpha: {low: 0.1, high: 0.5}}"))
-    assert run_cli([*args, "--budget", "0s", "--tracking-uri", "none"]) == 0
+    return cache, [*args, "--tracking-uri", "none"]
+
+
+def test_a_budget_stops_tuning_between_trials_and_tunes_nothing_on_a_partial_study(tmp_path, profile_cache, capsys,
+                                                                                    monkeypatch):
+    """Under `--budget` a trial starts only if the mean time of the finished ones fits: the first (nothing
+    to estimate from) runs, the second (estimated at 2 h) does not, and the distilled study, which builds
+    on the backbone's best parameters, waits. A later call without a budget finishes both."""
+    cache, args = budgeted_workspace(tmp_path, profile_cache)
+    measured = suite_executor.mean_trial_seconds
+    monkeypatch.setattr(suite_executor, "mean_trial_seconds", lambda study: measured(study) and 7200.0)
+    assert run_cli([*args, "--budget", "1h"]) == 0
     out = capsys.readouterr().out
-    assert "budget: 5 final runs and 2 studies left for a later call" in out
-    assert "2 of 3 trials would overrun the budget" in out and "waits for the study of sasrec" in out
+    assert "budget: left for a later call: study × 2, final run × 4 (estimated 4.0 h" in out
+    assert "2 of 3 trials would overrun the budget" in out and "waits for sasrec (its tuning did not fit" in out
     storage = f"sqlite:///{cache / 'optuna' / 'studies.db'}"
     first = finished(storage, "budgeted")
-    assert len(first) == 1 and [r.label for r in records(tmp_path / "runs")] == ["mostpop"]
+    assert len(first) == 1 and [r.label for r in records(tmp_path / "runs")] == ["mostpop"] * 2
     with pytest.raises(KeyError):
         finished(storage, "budgeted", "sasrec-kd")
-    assert run_cli([*args, "--tracking-uri", "none"]) == 0
+    assert run_cli(args) == 0
     assert "budget:" not in capsys.readouterr().out
     assert finished(storage, "budgeted")[0].params == first[0].params and len(finished(storage, "budgeted")) == 3
     assert len(finished(storage, "budgeted", "sasrec-kd")) == 3 and len(records(tmp_path / "runs")) == 6
+    assert run_cli([*args, "--budget", "0s"]) == 0  # all done: nothing to start, nothing left
+    assert "budget:" not in capsys.readouterr().out
+
+
+def test_entries_whose_profiles_the_budget_left_ungenerated_wait(tmp_path, profile_cache, capsys, monkeypatch):
+    """Profile generation stops with the budget too (see test_profiles); then every entry distilling LLM
+    profiles, and whatever builds on it, waits, while the others are tuned and run."""
+    _, args = budgeted_workspace(tmp_path, profile_cache)
+    stopped = Profiles(texts={}, missing={0: NOT_GENERATED, 1: NOT_GENERATED})
+    monkeypatch.setattr(suite_executor, "llm_profiles", lambda *_, **__: (stopped, GenerationSummary()))
+    assert run_cli([*args, "--budget", "1h"]) == 0
+    out = capsys.readouterr().out
+    assert "budget: left for a later call: profiles × 1, study × 1, final run × 2 (" in out and "2 profiles would overrun the budget" in out
+    assert "waits for sasrec-kd (2 of its LLM profiles are not generated yet)" in out
+    assert sorted(r.label for r in records(tmp_path / "runs")) == ["mostpop"] * 2 + ["sasrec"] * 2
 
 
 def test_studies_outlive_the_machine_through_their_committed_files(tmp_path, profile_cache, monkeypatch, capsys):

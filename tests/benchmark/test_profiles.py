@@ -21,7 +21,7 @@ import pytest
 from benchmark.data.dataset import load_dataset
 from benchmark.errors import DataError
 from benchmark.profiles.backends import GenerationParams, Result
-from benchmark.profiles.generate import generate_profiles
+from benchmark.profiles.generate import NOT_GENERATED, generate_profiles
 from benchmark.profiles.prompts import PromptConfig, build_prompts, load_templates
 from benchmark.profiles.store import Store
 from benchmark.profiles.weights import WeightsSource, materialize
@@ -155,7 +155,20 @@ def test_failures_are_retried_then_recorded_never_filled(tmp_path):
     cached, _ = generate_profiles(split, backend, Store(tmp_path / "s.sqlite"), generate=False, progress=False)
     assert cached.missing == {user_2: "empty generation"}
     fresh, _ = generate_profiles(split, backend, Store(tmp_path / "other.sqlite"), generate=False, progress=False)
-    assert set(fresh.missing.values()) == {"not generated yet"}
+    assert set(fresh.missing.values()) == {NOT_GENERATED}
+
+
+def test_generation_stops_where_a_budget_refuses_the_next_block(tmp_path):
+    _, split = movie_log()
+    asked: list[float | None] = []
+    backend, store = FakeBackend(), Store(tmp_path / "s.sqlite")
+    profiles, summary = generate_profiles(split, backend, store, block=2, progress=False,
+                                          may_start=lambda seconds: asked.append(seconds) or len(asked) == 1)
+    assert asked[0] is None and asked[1] > 0  # the second block's estimate: the first one's time
+    assert summary.generated == 2 and backend.calls == 2 and len(profiles.texts) == 2
+    assert list(profiles.missing.values()) == [NOT_GENERATED] * 2
+    rest, summary = generate_profiles(split, backend, store, block=2, progress=False)
+    assert summary.cached == 2 and summary.generated == 2 and len(rest.texts) == 4
 
 
 def test_generations_cut_by_the_token_limit_keep_complete_sentences(tmp_path):

@@ -262,7 +262,7 @@ def test_a_budget_starts_no_run_its_estimate_says_would_overrun(mirror, tmp_path
     assert "ml-100k: 3 final runs to do, estimated" in capsys.readouterr().out
     assert run_cli([*args, "--budget", "0s"]) == 0
     out = capsys.readouterr().out
-    assert "budget: 3 final runs and 0 studies left for a later call" in out and "would overrun the budget" in out
+    assert "budget: left for a later call: final run × 3 (" in out and "would overrun the budget" in out
     assert len(list((tmp_path / "runs").rglob("*.json"))) == 3
     assert run_cli([*args, "--budget", "1h"]) == 0
     assert "budget:" not in capsys.readouterr().out and len(list((tmp_path / "runs").rglob("*.json"))) == 6
