@@ -13,6 +13,7 @@ import sys
 from dataclasses import asdict
 from pathlib import Path
 
+from benchmark import paths
 from benchmark.cli import run_command
 from benchmark.data.dataset import load_dataset
 from benchmark.data.preprocess import PreprocessConfig
@@ -101,6 +102,8 @@ def main(argv: list[str] | None = None) -> int:
     subs["publish"].add_argument("--generated-on", required=True, help="where they were generated, e.g. 'NVIDIA H200'")
     subs["publish"].add_argument("--partial", action="store_true",
                                  help="publish what is cached even if some users have no profile yet")
+    subs["publish"].add_argument("--new-only", action="store_true",
+                                 help="leave out the profiles an already published file holds (a later part)")
     importer = commands.add_parser("import-results", help="put a worker's results file into the profile cache")
     importer.add_argument("results", type=Path, nargs="+")
     importer.add_argument("--cache-dir")
@@ -175,13 +178,15 @@ def _publish(args: argparse.Namespace, split: Split, prompts: PromptConfig, para
     if missing and not args.partial:
         raise DataError(f"publish: {len(missing)} of {len(conversations)} users have no cached profile "
                         f"(run generate first, or publish with --partial)")
+    earlier = published_keys(paths.published_profiles_dir()) if args.new_only else {}
     header = {"format": PUBLISHED_FORMAT, "backend": backend_id, "dataset": split.log.name,
               "split": split.config.as_dict(), "prompts": {k: v for k, v in asdict(prompts).items() if k != "templates"},
               "generation": params.as_dict(), "generated_on": args.generated_on, "users": len(conversations),
-              "missing": len(missing)}
+              "missing": len(missing), "in_earlier_files": sorted({earlier[key] for key, _ in conversations.values()
+                                                                   if key in earlier})}
     rows = []
     for user, (key, _) in sorted(conversations.items()):
-        if key not in stored:
+        if key not in stored or key in earlier:
             continue
         row = stored[key]
         rows.append({"user": str(split.log.user_ids[user]), "key": key, "status": row.status, "text": row.text,
@@ -190,6 +195,14 @@ def _publish(args: argparse.Namespace, split: Split, prompts: PromptConfig, para
     write_lines(args.out, header, rows)
     print(f"{args.out}: {len(rows)} profiles of {split.log.name} published")
     return 0
+
+
+def published_keys(directory: Path | None) -> dict[str, str]:
+    """The cache key of every profile in the published files of `directory`, with its file's name."""
+    keys: dict[str, str] = {}
+    for path in sorted(directory.glob("*.jsonl.xz")) if directory is not None and directory.is_dir() else []:
+        keys |= dict.fromkeys((row["key"] for row in read_lines(path, PUBLISHED_FORMAT)[1]), path.name)
+    return keys
 
 
 def _import_results(args: argparse.Namespace) -> int:

@@ -28,7 +28,7 @@ from benchmark.profiles.weights import WeightsSource, materialize
 from benchmark.profiles.worker import complete_sentences
 from benchmark.records import read_record
 from benchmark.split import SplitConfig
-from tests.conftest import make_log
+from tests.conftest import make_log, seed_profile_cache
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -528,3 +528,24 @@ def test_profiles_generated_elsewhere_reach_the_suite_through_files(tmp_path, mo
     assert fresh.import_published(published) == 0  # loaded once per file
     with pytest.raises(ValueError, match="format is"):
         read_lines(tmp_path / "r.jsonl.xz", PUBLISHED_FORMAT)
+
+
+def test_a_later_part_publishes_only_what_no_published_file_holds(tmp_path, monkeypatch, mirror):
+    """`publish --new-only`: the profiles generated since the last published part, and nothing twice."""
+    from benchmark.profiles.__main__ import main as profiles_cli
+    from benchmark.profiles.lines import PUBLISHED_FORMAT, read_lines, write_lines
+
+    config = SplitConfig(quantile=0.9, target="last")
+    seed_profile_cache(config.apply(load_dataset("ml-100k", data_dir=mirror)), tmp_path / "cache")
+    published = tmp_path / "published"
+    published.mkdir()
+    monkeypatch.setenv("SEQREC_KD_PUBLISHED_PROFILES", str(published))
+    args = ["publish", "--dataset", "ml-100k", "--data-dir", str(mirror), "--cache-dir", str(tmp_path / "cache"),
+            "--quantile", "0.9", "--target", "last", "--generated-on", "here"]
+    assert profiles_cli([*args, "--out", str(tmp_path / "all.jsonl.xz")]) == 0
+    header, rows = read_lines(tmp_path / "all.jsonl.xz", PUBLISHED_FORMAT)
+    assert header["missing"] == 0 and header["in_earlier_files"] == [] and len(rows) == header["users"] > 100
+    write_lines(published / "part1.jsonl.xz", header, rows[:100])
+    assert profiles_cli([*args, "--new-only", "--out", str(tmp_path / "part2.jsonl.xz")]) == 0
+    header, later = read_lines(tmp_path / "part2.jsonl.xz", PUBLISHED_FORMAT)
+    assert header["in_earlier_files"] == ["part1.jsonl.xz"] and later == rows[100:]
