@@ -178,10 +178,9 @@ class SuiteExecutor:
                                              may_start=self.budget.fits)
             if missing := sum(reason == NOT_GENERATED for reason in profiles.missing.values()):
                 waiting |= dict.fromkeys(labels, f"{missing} of its LLM profiles are not generated yet")
-                self.left.append({"work": "profiles", "dataset": stage.dataset.label, "model": ", ".join(labels),
-                                  "seed": "-",
-                                  "estimate_s": summary.seconds / summary.generated * missing if summary.generated
-                                  else None, "why": f"{missing} profiles would overrun the budget"})
+                self._leave("profiles", stage.dataset.label, ", ".join(labels), "-",
+                            summary.seconds / summary.generated * missing if summary.generated else None,
+                            f"{missing} profiles would overrun the budget")
             else:
                 llm_profile_targets(stage.split, resources, progress=self.options.progress)
             resources.store.close()
@@ -189,15 +188,14 @@ class SuiteExecutor:
 
     def fill(self, stage: Stage, study: StudyWork, waiting: dict[str, str]) -> bool:
         """Fill the study to its trial budget, starting a trial only while the time budget allows it and
-        never on top of a `waiting` source's provisional parameters or missing profiles; whether the study is full (if not,
-        what is left is noted in `left`)."""
+        never on top of a `waiting` source's provisional parameters or missing profiles; whether the study
+        is full (if not, what is left is noted in `left`)."""
         done = min(self.plan.finished_trials(study.name), self.suite.tuning.trials)
         if self.bar is not None:
             self.bar.update(done)
         dataset, label = stage.dataset.label, study.entry.display
         if blocked := sorted(self.plan.lineage(study.entry) & waiting.keys()):
-            self.left.append({"work": "study", "dataset": dataset, "model": label, "seed": "-", "estimate_s": None,
-                              "why": f"tuning: waits for {', '.join(blocked)} ({waiting[blocked[0]]})"})
+            self._leave("study", dataset, label, "-", None, f"waits for {', '.join(blocked)} ({waiting[blocked[0]]})")
             return False
         estimates: list[float | None] = []
 
@@ -211,9 +209,8 @@ class SuiteExecutor:
         if self.tune(stage, study, may_start):
             return True
         left = self.suite.tuning.trials - self.plan.finished_trials(study.name)
-        self.left.append({"work": "study", "dataset": dataset, "model": label, "seed": "-",
-                          "estimate_s": None if estimates[-1] is None else estimates[-1] * left,
-                          "why": f"tuning: {left} of {self.suite.tuning.trials} trials would overrun the budget"})
+        self._leave("study", dataset, label, "-", None if estimates[-1] is None else estimates[-1] * left,
+                    f"{left} of {self.suite.tuning.trials} trials would overrun the budget")
         return False
 
     def tune(self, stage: Stage, work: StudyWork, may_start: Callable[[optuna.Study], bool] = lambda _: True) -> bool:
@@ -256,17 +253,14 @@ class SuiteExecutor:
         if work.spec is None or self.plan.lineage(work.entry) & waiting.keys():
             blocked = sorted(self.plan.lineage(work.entry) & waiting.keys())
             why = f"{blocked[0]}: {waiting[blocked[0]]}" if blocked else "a study it needs has no complete trial"
-            self.left.append({"work": "final run", "dataset": dataset, "model": label, "seed": work.seed,
-                              "estimate_s": None, "why": why})
+            self._leave("final run", dataset, label, work.seed, None, why)
             return None
         path = self.plan.record_path(work.spec)
         self._status(f"{dataset} {label} seed {work.seed}")
         if path.is_file():
             record = read_record(path, cached=True)
         elif not self.budget.fits(estimate := self.budget.estimate(dataset, label)):
-            self.left.append({"work": "final run", "dataset": dataset, "model": label, "seed": work.seed,
-                              "estimate_s": estimate,
-                              "why": "would overrun the budget"})
+            self._leave("final run", dataset, label, work.seed, estimate, "would overrun the budget")
             return None
         else:
             record = self.execute(stage, work.spec, work.tuning)
@@ -307,6 +301,11 @@ class SuiteExecutor:
     def _advance(self) -> None:
         if self.bar is not None:
             self.bar.update()
+
+    def _leave(self, work: str, dataset: str, model: str, seed: int | str, estimate_s: float | None, why: str) -> None:
+        """Note work the budget (or what it waits for) left for a later call."""
+        self.left.append({"work": work, "dataset": dataset, "model": model, "seed": seed, "estimate_s": estimate_s,
+                          "why": why})
 
     def _status(self, text: str) -> None:
         if self.bar is not None:
