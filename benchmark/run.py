@@ -48,8 +48,11 @@ def plan_table(plan: SuitePlan) -> pd.DataFrame:
         work = plan.work(stage)
         where = {"dataset": stage.dataset.label, "target": stage.config.target}
         for study in work.studies:
+            left = plan.suite.tuning.trials - plan.finished_trials(study.name)
+            trial_seconds = plan.trial_seconds(study.name) if left > 0 else 0.0
             rows.append(where | {"model": study.entry.display, "seed": "-", "what": f"tuning {study.name}",
-                                 "status": f"{plan.finished_trials(study.name)}/{plan.suite.tuning.trials} trials"})
+                                 "status": f"{plan.suite.tuning.trials - left}/{plan.suite.tuning.trials} trials",
+                                 "estimate_min": None if trial_seconds is None else round(left * trial_seconds / 60, 1)})
         for final in work.finals:
             if final.spec is None:
                 status, what = "after tuning", "final run"
@@ -146,11 +149,13 @@ def print_plan(table: pd.DataFrame) -> None:
     studies = int(table["what"].str.startswith("tuning").sum()) if len(table) else 0
     done = int((finals["status"] == "done").sum()) if len(finals) else 0
     print(f"\n{len(finals)} final runs planned, {done} already done; {studies} studies")
-    todo = finals[finals["status"] != "done"] if len(finals) else finals
-    for dataset, runs in todo.groupby("dataset") if len(todo) else []:
-        known = runs["estimate_min"].dropna()
+    todo = table[table["status"] != "done"] if len(table) else table
+    for dataset, rows in todo.groupby("dataset") if len(todo) else []:
+        runs, tuning = rows[rows["what"].str.startswith("final")], rows[rows["what"].str.startswith("tuning")]
+        known, tuned = runs["estimate_min"].dropna(), tuning["estimate_min"].dropna()
         print(f"{dataset}: {len(runs)} final runs to do, estimated {known.sum() / 60:.1f} h for the {len(known)} "
-              f"with a recorded run of the same entry")
+              f"with a recorded run of the same entry; tuning estimated {tuned.sum() / 60:.1f} h for the "
+              f"{len(tuned)} of {len(tuning)} studies with a finished trial")
 
 
 def parse_duration(text: str) -> float:

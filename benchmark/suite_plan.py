@@ -18,7 +18,15 @@ from benchmark.errors import DataError
 from benchmark.records import RunSpec, Tuning, result_path
 from benchmark.registry import MODELS, key_identity
 from benchmark.split import Split, SplitConfig
-from benchmark.studies import best_params, default_storage, finished_trials, load_study, storage_for, study_name
+from benchmark.studies import (
+    best_params,
+    default_storage,
+    finished_trials,
+    load_study,
+    mean_trial_seconds,
+    storage_for,
+    study_name,
+)
 from benchmark.study_archive import archive_dir, restore_study
 from benchmark.suite import DatasetEntry, ModelEntry, Suite
 
@@ -246,3 +254,10 @@ class SuitePlan:
             return finished_trials(self.study(study))
         except KeyError:
             return 0
+
+    def trial_seconds(self, study: str) -> float | None:
+        """The mean time of a study's finished trials (None before one has finished)."""
+        try:
+            return mean_trial_seconds(self.study(study))
+        except KeyError:
+            return None

@@ -24,7 +24,7 @@ from optuna.trial import TrialState
 
 import benchmark
 from analysis.report import main as report_cli
-from benchmark import paths, suite_executor
+from benchmark import paths, suite_executor, suite_plan
 from benchmark.ablate import control_entry
 from benchmark.ablate import main as ablate_cli
 from benchmark.data.dataset import load_dataset
@@ -276,11 +276,14 @@ def test_a_budget_stops_tuning_between_trials_and_tunes_nothing_on_a_partial_stu
     on the backbone's best parameters, waits. A later call without a budget finishes both."""
     cache, args = budgeted_workspace(tmp_path, profile_cache)
     measured = suite_executor.mean_trial_seconds
-    monkeypatch.setattr(suite_executor, "mean_trial_seconds", lambda study: measured(study) and 7200.0)
+    for module in (suite_executor, suite_plan):
+        monkeypatch.setattr(module, "mean_trial_seconds", lambda study: measured(study) and 7200.0)
     assert run_cli([*args, "--budget", "1h"]) == 0
     out = capsys.readouterr().out
     assert "budget: left for a later call: study × 2, final run × 4 (estimated 4.0 h" in out
     assert "2 of 3 trials would overrun the budget" in out and "waits for sasrec (its tuning did not fit" in out
+    assert run_cli([*args, "--dry-run"]) == 0
+    assert "tuning estimated 4.0 h for the 1 of 2 studies with a finished trial" in capsys.readouterr().out
     storage = f"sqlite:///{cache / 'optuna' / 'studies.db'}"
     first = finished(storage, "budgeted")
     assert len(first) == 1 and [r.label for r in records(tmp_path / "runs")] == ["mostpop"] * 2
