@@ -54,6 +54,10 @@ def archive_path(archive: Path, study: str) -> Path:
     return archive / f"{study}.json"
 
 
+TRIAL_FIELDS = ("number", "state", "value", "params", "distributions", "intermediate_values", "user_attrs",
+                "datetime_start", "datetime_complete")
+
+
 def _trial_json(trial: FrozenTrial) -> dict[str, Any]:
     return {"number": trial.number, "state": trial.state.name, "value": trial.value,
             "params": trial.params,
@@ -72,11 +76,18 @@ def export_study(study: optuna.Study, archive: Path) -> Path:
     """Write the study's finished trials to its archive file (atomically); returns the file."""
     trials = sorted(study.get_trials(deepcopy=False, states=FINISHED), key=lambda t: t.number)
     path = archive_path(archive, study.study_name)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with atomic_output(path) as temporary:
-        temporary.write_text(json.dumps({"study": study.study_name, "direction": study.direction.name,
-                                         "trials": [_trial_json(t) for t in trials]}, indent=1, default=str))
+    _write(path, study.study_name, study.direction.name, [_trial_json(t) for t in trials])
     return path
+
+
+def _write(path: Path, study: str, direction: str, trials: list[dict[str, Any]]) -> None:
+    """Write an archive file atomically, each trial's fields in one order, so that restoring a file and
+    exporting it again (rebuilt files included) gives the same bytes."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    ordered = [{key: trial[key] for key in TRIAL_FIELDS} for trial in trials]
+    with atomic_output(path) as temporary:
+        temporary.write_text(json.dumps({"study": study, "direction": direction, "trials": ordered}, indent=1,
+                                        default=str))
 
 
 def _frozen(trial: dict[str, Any]) -> FrozenTrial:
@@ -136,10 +147,7 @@ def rebuild(suite: Suite, records: Path, archive: Path) -> list[Path]:
         if record.tuning is None or archive_path(archive, record.tuning.study).is_file():
             continue
         path = archive_path(archive, record.tuning.study)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        with atomic_output(path) as temporary:
-            temporary.write_text(json.dumps({"study": record.tuning.study, "direction": "MAXIMIZE",
-                                             "trials": rebuilt_trials(record, suite)}, indent=1))
+        _write(path, record.tuning.study, "MAXIMIZE", rebuilt_trials(record, suite))
         written.append(path)
     return written
 
