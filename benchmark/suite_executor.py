@@ -41,7 +41,7 @@ from benchmark.run_queue import RunQueue
 from benchmark.studies import PruningCallback, mean_trial_seconds, open_study, run_trials, storage_for, suggest
 from benchmark.study_archive import export_study, restore_study
 from benchmark.suite_plan import FinalWork, Stage, StudyWork, SuitePlan
-from benchmark.targets import llm_profile_targets, llm_profiles
+from benchmark.targets import llm_profiles, profile_embeddings
 
 if TYPE_CHECKING:
     from benchmark.tracking import Tracker
@@ -182,7 +182,7 @@ class SuiteExecutor:
                             summary.seconds / summary.generated * missing if summary.generated else None,
                             f"{missing} profiles would overrun the budget")
             else:
-                llm_profile_targets(stage.split, resources, progress=self.options.progress)
+                profile_embeddings(stage.split, profiles, resources, progress=self.options.progress)
             resources.store.close()
         return waiting
 
@@ -197,19 +197,19 @@ class SuiteExecutor:
         if blocked := sorted(self.plan.lineage(study.entry) & waiting.keys()):
             self._leave("study", dataset, label, "-", None, f"waits for {', '.join(blocked)} ({waiting[blocked[0]]})")
             return False
-        estimates: list[float | None] = []
+
+        def trial_estimate(trial_seconds: float | None) -> float | None:
+            """A trial takes as long as the study's finished ones, else as a final run of the entry."""
+            return self.budget.estimate(dataset, label) if trial_seconds is None else trial_seconds
 
         def may_start(optuna_study: optuna.Study) -> bool:
-            """Whether the next trial, expected to take as long as the finished ones (else a final run of the
-            entry), fits the budget; a trial without any estimate is started."""
-            trial_seconds = mean_trial_seconds(optuna_study)
-            estimates.append(self.budget.estimate(dataset, label) if trial_seconds is None else trial_seconds)
-            return self.budget.fits(estimates[-1])
+            return self.budget.fits(trial_estimate(mean_trial_seconds(optuna_study)))
 
         if self.tune(stage, study, may_start):
             return True
         left = self.suite.tuning.trials - self.plan.finished_trials(study.name)
-        self._leave("study", dataset, label, "-", None if estimates[-1] is None else estimates[-1] * left,
+        estimate = trial_estimate(self.plan.trial_seconds(study.name))
+        self._leave("study", dataset, label, "-", None if estimate is None else estimate * left,
                     f"{left} of {self.suite.tuning.trials} trials would overrun the budget")
         return False
 
@@ -250,8 +250,8 @@ class SuiteExecutor:
         """The final run's record: read if recorded, else trained if its tuning finished and it fits the
         budget (None, noted in `left`, when it does not)."""
         dataset, label = stage.dataset.label, work.entry.display
-        if work.spec is None or self.plan.lineage(work.entry) & waiting.keys():
-            blocked = sorted(self.plan.lineage(work.entry) & waiting.keys())
+        blocked = sorted(self.plan.lineage(work.entry) & waiting.keys())
+        if work.spec is None or blocked:
             why = f"{blocked[0]}: {waiting[blocked[0]]}" if blocked else "a study it needs has no complete trial"
             self._leave("final run", dataset, label, work.seed, None, why)
             return None

@@ -115,6 +115,12 @@ def llm_profiles(split: Split, resources: ProfileResources, *, progress: bool = 
 def llm_profile_targets(split: Split, resources: ProfileResources, *, progress: bool = True) -> UserEmbeddings:
     """LLM-profile embeddings, generating the profiles not cached yet."""
     profiles, _ = llm_profiles(split, resources, progress=progress)
+    return profile_embeddings(split, profiles, resources, progress=progress)
+
+
+def profile_embeddings(split: Split, profiles: Profiles, resources: ProfileResources, *,
+                       progress: bool = True) -> UserEmbeddings:
+    """The embeddings of profiles already at hand (through the embedding cache)."""
     return user_embeddings(split.log.n_users, profiles.texts, resources.encoder, resources.store, progress=progress)
 
 

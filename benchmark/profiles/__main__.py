@@ -21,7 +21,14 @@ from benchmark.errors import DataError
 from benchmark.profile_settings import ProfileResources, ProfileSettings
 from benchmark.profiles.backends import Backend, CacheOnly, GenerationParams
 from benchmark.profiles.generate import generate_profiles, pending_conversations, user_conversations
-from benchmark.profiles.lines import JOBS_FORMAT, PUBLISHED_FORMAT, RESULTS_FORMAT, read_lines, write_lines
+from benchmark.profiles.lines import (
+    JOBS_FORMAT,
+    PUBLISHED_FORMAT,
+    RESULTS_FORMAT,
+    published_files,
+    read_lines,
+    write_lines,
+)
 from benchmark.profiles.prompts import PromptConfig, build_prompts
 from benchmark.profiles.stats import profile_stats
 from benchmark.profiles.store import StoredProfile, cache_store
@@ -200,7 +207,7 @@ def _publish(args: argparse.Namespace, split: Split, prompts: PromptConfig, para
 def published_keys(directory: Path | None) -> dict[str, str]:
     """The cache key of every profile in the published files of `directory`, with its file's name."""
     keys: dict[str, str] = {}
-    for path in sorted(directory.glob("*.jsonl.xz")) if directory is not None and directory.is_dir() else []:
+    for path in published_files(directory):
         keys |= dict.fromkeys((row["key"] for row in read_lines(path, PUBLISHED_FORMAT)[1]), path.name)
     return keys
 

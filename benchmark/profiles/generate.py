@@ -133,9 +133,14 @@ def _run(conversations: list[Conversation], backend: Backend, store: Store, para
     todo = [i for i, key in enumerate(keys) if key not in stored or stored[key].status != "ok"]
     todo.sort(key=lambda i: sum(len(m["content"]) for m in conversations[i]))  # similar lengths share batches
     summary.cached += len(conversations) - len(todo)
+
+    def outcome(key: str) -> tuple[bool, str]:
+        if key not in stored:
+            return False, NOT_GENERATED
+        return (True, stored[key].text) if stored[key].status == "ok" else (False, stored[key].reason)
+
     if not generate:
-        return [(True, stored[k].text) if k in stored and stored[k].status == "ok"
-                else (False, stored[k].reason if k in stored else NOT_GENERATED) for k in keys]
+        return [outcome(key) for key in keys]
     bar = tqdm(total=len(todo), desc=f"{label} ({backend.id})", unit="profile", disable=not progress or not todo)
     generating_seconds = 0.0
     for start in range(0, len(todo), block):
@@ -144,8 +149,9 @@ def _run(conversations: list[Conversation], backend: Backend, store: Store, para
             break
         block_started = time.perf_counter()
         results = generate_with_retries([conversations[i] for i in index], backend, params, retries)
-        generating_seconds += time.perf_counter() - block_started
-        seconds = (time.perf_counter() - block_started) / max(len(index), 1)
+        block_seconds = time.perf_counter() - block_started
+        generating_seconds += block_seconds
+        seconds = block_seconds / max(len(index), 1)
         rows = [stored_row(keys[i], result, seconds, backend.id) for i, result in zip(index, results, strict=True)]
         for row in rows:
             summary.generated += row.status == "ok"
@@ -159,6 +165,4 @@ def _run(conversations: list[Conversation], backend: Backend, store: Store, para
         elapsed = bar.format_dict["elapsed"] or 1e-9
         bar.set_postfix_str(f"{summary.completion_tokens / elapsed:.0f} tok/s, {bar.n / elapsed * 60:.0f}/min")
     bar.close()
-    return [(False, NOT_GENERATED) if k not in stored
-            else (stored[k].status == "ok", stored[k].text if stored[k].status == "ok" else stored[k].reason)
-            for k in keys]
+    return [outcome(key) for key in keys]

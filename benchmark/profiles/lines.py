@@ -32,3 +32,8 @@ def read_lines(path: Path, expected_format: str) -> tuple[dict[str, Any], list[d
     if header.get("format") != expected_format:
         raise ValueError(f"{path}: format is {header.get('format')!r}, expected {expected_format!r}")
     return header, rows
+
+
+def published_files(directory: Path | None) -> list[Path]:
+    """The published profile files of `directory` (none if it is unset or absent), in name order."""
+    return sorted(directory.glob("*.jsonl.xz")) if directory is not None and directory.is_dir() else []

@@ -79,11 +79,11 @@ class Store:
         number of rows loaded. A published row replaces a locally generated one with the same key, so a
         run reads the same text on every machine."""
         from benchmark.files import sha256_of
-        from benchmark.profiles.lines import PUBLISHED_FORMAT, read_lines
+        from benchmark.profiles.lines import PUBLISHED_FORMAT, published_files, read_lines
 
         done = {row[0] for row in self.connection.execute("SELECT sha256 FROM imported")}
         loaded = 0
-        for path in sorted(directory.glob("*.jsonl.xz")) if directory is not None and directory.is_dir() else []:
+        for path in published_files(directory):
             digest = sha256_of(path)
             if digest in done:
                 continue
