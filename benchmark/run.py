@@ -24,9 +24,10 @@ import pandas as pd
 
 from benchmark.cli import run_command
 from benchmark.errors import DataError
+from benchmark.estimates import Estimates
 from benchmark.records import RunRecord
 from benchmark.suite import load_suite
-from benchmark.suite_executor import Budget, SuiteExecutor
+from benchmark.suite_executor import SuiteExecutor
 from benchmark.suite_plan import RunOptions, SuitePlan, parse_only
 from benchmark.trainer import resolve_device
 
@@ -43,13 +44,13 @@ def summary_row(record: RunRecord) -> dict[str, Any]:
 
 def plan_table(plan: SuitePlan) -> pd.DataFrame:
     """What a run would do and what is already done, with estimates, without running anything."""
-    budget, rows = Budget(None, plan.output), []
+    estimates, rows = Estimates(plan), []
     for stage in plan.stages():
         work = plan.work(stage)
         where = {"dataset": stage.dataset.label, "target": stage.config.target}
         for study in work.studies:
             left = plan.suite.tuning.trials - plan.finished_trials(study.name)
-            trial_seconds = plan.trial_seconds(study.name) if left > 0 else 0.0
+            trial_seconds = estimates.trial(stage, study.entry) if left > 0 else 0.0
             rows.append(where | {"model": study.entry.display, "seed": "-", "what": f"tuning {study.name}",
                                  "status": f"{plan.suite.tuning.trials - left}/{plan.suite.tuning.trials} trials",
                                  "estimate_min": None if trial_seconds is None else round(left * trial_seconds / 60, 1)})
@@ -59,7 +60,7 @@ def plan_table(plan: SuitePlan) -> pd.DataFrame:
             else:
                 status = "done" if plan.record_path(final.spec).is_file() else "to do"
                 what = f"final run {final.spec.key}"
-            estimate = budget.estimate(stage.dataset.label, final.entry.display) if status != "done" else 0.0
+            estimate = estimates.final_run(stage, final.entry) if status != "done" else 0.0
             rows.append(where | {"model": final.entry.display, "seed": final.seed, "what": what, "status": status,
                                  "estimate_min": None if estimate is None else round(estimate / 60, 1)})
     return pd.DataFrame(rows)
@@ -154,8 +155,8 @@ def print_plan(table: pd.DataFrame) -> None:
         runs, tuning = rows[rows["what"].str.startswith("final")], rows[rows["what"].str.startswith("tuning")]
         known, tuned = runs["estimate_min"].dropna(), tuning["estimate_min"].dropna()
         print(f"{dataset}: {len(runs)} final runs to do, estimated {known.sum() / 60:.1f} h for the {len(known)} "
-              f"with a recorded run of the same entry; tuning estimated {tuned.sum() / 60:.1f} h for the "
-              f"{len(tuned)} of {len(tuning)} studies with a finished trial")
+              f"whose entry (or the entry it takes parameters from) has a recorded run or trial; tuning estimated "
+              f"{tuned.sum() / 60:.1f} h for {len(tuned)} of {len(tuning)} studies")
 
 
 def parse_duration(text: str) -> float:

@@ -169,11 +169,13 @@ def finished_trials(study: optuna.Study) -> int:
     return sum(map(finished, study.get_trials(deepcopy=False)))
 
 
-def mean_trial_seconds(study: optuna.Study) -> float | None:
+def mean_trial_seconds(study: optuna.Study, *, complete_only: bool = False) -> float | None:
     """The mean wall time of the study's complete and pruned trials (None before one has finished): what
-    the next trial is expected to take, pruning included."""
-    times = [t.duration.total_seconds() for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,
-             TrialState.PRUNED)) if t.duration is not None]
+    the next trial is expected to take, pruning included; `complete_only`: what a run trained to its
+    early stop takes."""
+    states = (TrialState.COMPLETE,) if complete_only else (TrialState.COMPLETE, TrialState.PRUNED)
+    times = [t.duration.total_seconds() for t in study.get_trials(deepcopy=False, states=states)
+             if t.duration is not None]
     return sum(times) / len(times) if times else None
 
 

@@ -23,6 +23,7 @@ import torch
 from optuna.trial import TrialState
 from tqdm.auto import tqdm
 
+from benchmark.estimates import Estimates
 from benchmark.metrics import evaluate
 from benchmark.profile_settings import ProfileResources, ProfileSettings
 from benchmark.profiles.generate import NOT_GENERATED
@@ -32,13 +33,12 @@ from benchmark.records import (
     Tuning,
     read_per_user,
     read_record,
-    read_records,
     split_tag,
     write_record,
 )
 from benchmark.registry import MODELS, FitContext, canonical_name, get_model
 from benchmark.run_queue import RunQueue
-from benchmark.studies import PruningCallback, mean_trial_seconds, open_study, run_trials, storage_for, suggest
+from benchmark.studies import PruningCallback, open_study, run_trials, storage_for, suggest
 from benchmark.study_archive import export_study, restore_study
 from benchmark.suite_plan import FinalWork, Stage, StudyWork, SuitePlan
 from benchmark.targets import llm_profiles, profile_embeddings
@@ -52,27 +52,11 @@ optuna.logging.set_verbosity(optuna.logging.WARNING)
 
 
 class Budget:
-    """A wall-time budget: work is started only if its estimate (the mean time of the recorded runs of the
-    same entry on the same dataset) says it ends in time; work without an estimate is started while time
-    is left."""
+    """A wall-time budget: work is started only if its estimate (`Estimates`) says it ends in time; work
+    without an estimate is started while time is left."""
 
-    def __init__(self, seconds: float | None, records: Path):
-        self.seconds, self.records, self.started = seconds, records, time.monotonic()
-        self._times: dict[str, dict[str, list[float]]] = {}  # dataset -> label -> recorded run times
-
-    def estimate(self, dataset: str, label: str) -> float | None:
-        """Seconds one final run of this entry takes on this dataset (None before one is recorded)."""
-        if dataset not in self._times:
-            by_label: dict[str, list[float]] = {}
-            for _, record in read_records(self.records / dataset) if (self.records / dataset).is_dir() else []:
-                by_label.setdefault(record.label, []).append(record.seconds)
-            self._times[dataset] = by_label
-        times = self._times[dataset].get(label, [])
-        return sum(times) / len(times) if times else None
-
-    def recorded(self, dataset: str) -> None:
-        """A run was recorded on `dataset`: estimates read the records again."""
-        self._times.pop(dataset, None)
+    def __init__(self, seconds: float | None):
+        self.seconds, self.started = seconds, time.monotonic()
 
     def fits(self, seconds: float | None) -> bool:
         """Whether work estimated at `seconds` ends within the budget."""
@@ -87,7 +71,7 @@ class SuiteExecutor:
 
     def __init__(self, plan: SuitePlan):
         self.plan, self.suite, self.options = plan, plan.suite, plan.options
-        self.budget = Budget(self.options.budget, plan.output)
+        self.budget, self.estimates = Budget(self.options.budget), Estimates(plan)
         self._tracker: Tracker | None = None
         self.bar: tqdm | None = None
         self.records: list[tuple[RunRecord, pd.DataFrame]] = []  # final runs of the last `run`, with per-user metrics
@@ -198,17 +182,13 @@ class SuiteExecutor:
             self._leave("study", dataset, label, "-", None, f"waits for {', '.join(blocked)} ({waiting[blocked[0]]})")
             return False
 
-        def trial_estimate(trial_seconds: float | None) -> float | None:
-            """A trial takes as long as the study's finished ones, else as a final run of the entry."""
-            return self.budget.estimate(dataset, label) if trial_seconds is None else trial_seconds
-
-        def may_start(optuna_study: optuna.Study) -> bool:
-            return self.budget.fits(trial_estimate(mean_trial_seconds(optuna_study)))
+        def may_start(_: optuna.Study) -> bool:
+            return self.budget.fits(self.estimates.trial(stage, study.entry))
 
         if self.tune(stage, study, may_start):
             return True
         left = self.suite.tuning.trials - self.plan.finished_trials(study.name)
-        estimate = trial_estimate(self.plan.trial_seconds(study.name))
+        estimate = self.estimates.trial(stage, study.entry)
         self._leave("study", dataset, label, "-", None if estimate is None else estimate * left,
                     f"{left} of {self.suite.tuning.trials} trials would overrun the budget")
         return False
@@ -259,12 +239,12 @@ class SuiteExecutor:
         self._status(f"{dataset} {label} seed {work.seed}")
         if path.is_file():
             record = read_record(path, cached=True)
-        elif not self.budget.fits(estimate := self.budget.estimate(dataset, label)):
+        elif not self.budget.fits(estimate := self.estimates.final_run(stage, work.entry)):
             self._leave("final run", dataset, label, work.seed, estimate, "would overrun the budget")
             return None
         else:
             record = self.execute(stage, work.spec, work.tuning)
-            self.budget.recorded(dataset)
+            self.estimates.recorded(dataset)
         per_user = read_per_user(path, record)
         if self.tracker is not None:
             self.tracker.log_final(record, per_user)

@@ -255,9 +255,9 @@ class SuitePlan:
         except KeyError:
             return 0
 
-    def trial_seconds(self, study: str) -> float | None:
-        """The mean time of a study's finished trials (None before one has finished)."""
+    def trial_seconds(self, study: str, *, complete_only: bool = False) -> float | None:
+        """The mean time of a study's finished (or only its complete) trials (None before one has)."""
         try:
-            return mean_trial_seconds(self.study(study))
+            return mean_trial_seconds(self.study(study), complete_only=complete_only)
         except KeyError:
             return None

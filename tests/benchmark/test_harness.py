@@ -273,22 +273,28 @@ def test_a_budget_stops_tuning_between_trials_and_tunes_nothing_on_a_partial_stu
                                                                                     monkeypatch):
     """Under `--budget` a trial starts only if the mean time of the finished ones fits: the first (nothing
     to estimate from) runs, the second (estimated at 2 h) does not, and the distilled study, which builds
-    on the backbone's best parameters, waits. A later call without a budget finishes both."""
+    on the backbone's best parameters, waits. Once the backbone is tuned, the distilled study's first
+    trial is estimated from the backbone's trials and refused too. A later call without a budget
+    finishes everything."""
     cache, args = budgeted_workspace(tmp_path, profile_cache)
-    measured = suite_executor.mean_trial_seconds
-    for module in (suite_executor, suite_plan):
-        monkeypatch.setattr(module, "mean_trial_seconds", lambda study: measured(study) and 7200.0)
+    measured = suite_plan.mean_trial_seconds
+    monkeypatch.setattr(suite_plan, "mean_trial_seconds", lambda study, **how: measured(study, **how) and 7200.0)
     assert run_cli([*args, "--budget", "1h"]) == 0
     out = capsys.readouterr().out
     assert "budget: left for a later call: study × 2, final run × 4 (estimated 4.0 h" in out
     assert "2 of 3 trials would overrun the budget" in out and "waits for sasrec (its tuning did not fit" in out
     assert run_cli([*args, "--dry-run"]) == 0
-    assert "tuning estimated 4.0 h for the 1 of 2 studies with a finished trial" in capsys.readouterr().out
+    out = capsys.readouterr().out  # the distilled study and final runs are estimated from the backbone's trials
+    assert "tuning estimated 10.0 h for 2 of 2 studies" in out and "estimated 8.0 h for the 4 whose entry" in out
     storage = f"sqlite:///{cache / 'optuna' / 'studies.db'}"
     first = finished(storage, "budgeted")
     assert len(first) == 1 and [r.label for r in records(tmp_path / "runs")] == ["mostpop"] * 2
     with pytest.raises(KeyError):
         finished(storage, "budgeted", "sasrec-kd")
+    assert run_cli([*args, "--only", "model=sasrec"]) == 0
+    assert run_cli([*args, "--budget", "1h"]) == 0
+    assert "3 of 3 trials would overrun the budget" in capsys.readouterr().out
+    assert finished(storage, "budgeted", "sasrec-kd") == []
     assert run_cli(args) == 0
     assert "budget:" not in capsys.readouterr().out
     assert finished(storage, "budgeted")[0].params == first[0].params and len(finished(storage, "budgeted")) == 3
