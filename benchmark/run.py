@@ -49,10 +49,12 @@ def plan_table(plan: SuitePlan) -> pd.DataFrame:
         work = plan.work(stage)
         where = {"dataset": stage.dataset.label, "target": stage.config.target}
         for study in work.studies:
-            left = plan.suite.tuning.trials - plan.finished_trials(study.name)
-            trial_seconds = estimates.trial(stage, study.entry) if left > 0 else 0.0
+            trials = plan.suite.tuning.trials
+            finished = min(plan.finished_trials(study.name), trials)
+            left = trials - finished
+            trial_seconds = estimates.trial(stage, study.entry) if left else 0.0
             rows.append(where | {"model": study.entry.display, "seed": "-", "what": f"tuning {study.name}",
-                                 "status": f"{plan.suite.tuning.trials - left}/{plan.suite.tuning.trials} trials",
+                                 "status": f"{'' if left else 'done, '}{finished}/{trials} trials",
                                  "estimate_min": None if trial_seconds is None else round(left * trial_seconds / 60, 1)})
         for final in work.finals:
             if final.spec is None:
@@ -150,7 +152,7 @@ def print_plan(table: pd.DataFrame) -> None:
     studies = int(table["what"].str.startswith("tuning").sum()) if len(table) else 0
     done = int((finals["status"] == "done").sum()) if len(finals) else 0
     print(f"\n{len(finals)} final runs planned, {done} already done; {studies} studies")
-    todo = table[table["status"] != "done"] if len(table) else table
+    todo = table[~table["status"].str.startswith("done")] if len(table) else table
     for dataset, rows in todo.groupby("dataset") if len(todo) else []:
         runs, tuning = rows[rows["what"].str.startswith("final")], rows[rows["what"].str.startswith("tuning")]
         known, tuned = runs["estimate_min"].dropna(), tuning["estimate_min"].dropna()
