@@ -7,8 +7,11 @@ trials are below it, and a trial that turns out to be beyond it (two workers ask
 moment) is failed at once and marked `over_budget`, so exactly `trials` trials complete or prune. A
 killed worker's trial stops sending heartbeats and is failed as stale, then redone.
 
-TPE is seeded (worker `w` uses seed + 1000 w, so parallel workers do not propose the same points);
-pruning uses the per-epoch validation NDCG@10 reported from the trainer's epoch callback.
+Each trial's sampler is seeded from the tuning seed, the worker and the number of trials the study
+already holds (`next_trial_sampler`), so parallel workers do not propose the same points and a study
+resumed in a new process goes on with new ones. Random sampling for the first `startup_trials`
+finished trials, TPE after; pruning uses the per-epoch validation NDCG@10 reported from the trainer's
+epoch callback.
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 from sqlalchemy.exc import SQLAlchemyError
@@ -61,8 +65,16 @@ def open_study(name: str, storage: str, tuning: TuningConfig, worker: int = 0) -
         "none": optuna.pruners.NopPruner,
     }[tuning.pruner]()
     return optuna.create_study(study_name=name, storage=storage_for(storage), direction="maximize",
-                               load_if_exists=True, pruner=pruner,
-                               sampler=optuna.samplers.TPESampler(seed=tuning.seed + 1000 * worker))
+                               load_if_exists=True, pruner=pruner, sampler=next_trial_sampler(tuning, worker, 0))
+
+
+def next_trial_sampler(tuning: TuningConfig, worker: int, trials_so_far: int) -> optuna.samplers.TPESampler:
+    """The sampler of a study's next trial: random for the first `startup_trials` finished trials, TPE
+    after. Its seed depends on how many trials the study holds, so a study resumed in a new process
+    proposes what comes next instead of restarting one random sequence (which repeated the points of
+    its first trials after every restart)."""
+    seed = int(np.random.SeedSequence([tuning.seed, worker, trials_so_far]).generate_state(1)[0])
+    return optuna.samplers.TPESampler(seed=seed, n_startup_trials=tuning.startup_trials)
 
 
 def load_study(name: str, storage: str) -> optuna.Study:
@@ -132,9 +144,11 @@ class PruningCallback:
 
 def run_trials(study: optuna.Study, objective: Callable[[optuna.Trial], float], budget: int, *,
                callbacks: Sequence[Callable[[optuna.Study, FrozenTrial], None]] = (),
-               may_start: Callable[[optuna.Study], bool] = lambda _: True, poll_seconds: float = 2.0) -> bool:
+               may_start: Callable[[optuna.Study], bool] = lambda _: True, poll_seconds: float = 2.0,
+               sampler: Callable[[int], optuna.samplers.BaseSampler] | None = None) -> bool:
     """Run trials until `budget` trials of the study (from any worker) are complete or pruned, starting
-    each only if `may_start` allows it (a time budget); whether the study reached its trial budget."""
+    each only if `may_start` allows it (a time budget), with `sampler(trials the study holds)` when
+    given; whether the study reached its trial budget."""
 
     def guarded(trial: optuna.Trial) -> float:
         earlier = study.get_trials(deepcopy=False)
@@ -156,6 +170,8 @@ def run_trials(study: optuna.Study, objective: Callable[[optuna.Trial], float], 
             continue
         if not may_start(study):
             return False
+        if sampler is not None:
+            study.sampler = sampler(len(trials))
         study.optimize(guarded, n_trials=1, callbacks=list(callbacks), catch=(OverBudget,), gc_after_trial=False)
 
 

@@ -114,8 +114,9 @@ class ParamRange(_Strict):
 
 
 class TuningConfig(_Strict):
-    """The tuning budget: Optuna trials per study, TPE seed, pruner on per-epoch validation NDCG@10.
-    Trials train with `seed` (the suite's seeds are for the final runs)."""
+    """The tuning budget: Optuna trials per study, sampler seed, pruner on per-epoch validation NDCG@10.
+    The first `startup_trials` finished trials are sampled at random (TPE after), and the median pruner
+    waits for as many. Trials train with `seed` (the suite's seeds are for the final runs)."""
 
     trials: int = Field(20, ge=1)
     seed: int = 0

@@ -14,6 +14,7 @@ import platform
 import time
 from collections.abc import Callable
 from dataclasses import asdict
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -38,7 +39,7 @@ from benchmark.records import (
 )
 from benchmark.registry import MODELS, FitContext, canonical_name, get_model
 from benchmark.run_queue import RunQueue
-from benchmark.studies import PruningCallback, open_study, run_trials, storage_for, suggest
+from benchmark.studies import PruningCallback, next_trial_sampler, open_study, run_trials, storage_for, suggest
 from benchmark.study_archive import export_study, restore_study
 from benchmark.suite_plan import FinalWork, Stage, StudyWork, SuitePlan
 from benchmark.targets import llm_profiles, profile_embeddings
@@ -222,7 +223,8 @@ class SuiteExecutor:
         for trial in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.PRUNED)):
             if self.tracker is not None and trial.user_attrs.get("worker") == self.options.worker:
                 self.tracker.log_trial(work.name, trial, tags)  # finished before a kill, maybe unlogged
-        full = run_trials(study, objective, self.suite.tuning.trials, callbacks=[logged], may_start=may_start)
+        full = run_trials(study, objective, self.suite.tuning.trials, callbacks=[logged], may_start=may_start,
+                          sampler=partial(next_trial_sampler, self.suite.tuning, self.options.worker))
         export_study(study, self.plan.archive)
         return full
 

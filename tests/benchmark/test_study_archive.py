@@ -11,9 +11,18 @@ import pytest
 from optuna.trial import TrialState
 
 from benchmark.records import RunRecord, RunSpec, Tuning, write_record
-from benchmark.studies import best_params, distribution, finished_trials, run_trials, storage_for, suggest
+from benchmark.studies import (
+    best_params,
+    distribution,
+    finished_trials,
+    next_trial_sampler,
+    open_study,
+    run_trials,
+    storage_for,
+    suggest,
+)
 from benchmark.study_archive import archive_path, export_study, rebuild, restore_study
-from benchmark.suite import ParamRange, Suite
+from benchmark.suite import ParamRange, Suite, TuningConfig
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 SPACE = {"lr": ParamRange(low=1e-4, high=1e-2, log=True), "dim": ParamRange(choices=[8, 16]),
@@ -48,6 +57,23 @@ def test_a_restored_study_has_the_same_trials_and_continues(tmp_path):
     assert best_params(second)[0] == best_params(first)[0]
     run_trials(second, objective, 8)
     assert finished_trials(second) == 8 and summary(second)[:6] == summary(first)
+
+
+def test_a_study_resumed_in_a_new_process_proposes_what_an_uninterrupted_one_would(tmp_path):
+    """Each trial's sampler is seeded from the study's trial count: a study stopped after 3 trials and
+    reopened (a new process) goes on with the points an uninterrupted study tried, not its first ones
+    again."""
+    tuning = TuningConfig(trials=7, startup_trials=2)
+
+    def tuned(name: str, stops: list[int]) -> list[dict]:
+        for budget in stops:  # each budget: a new process opening the study
+            study = open_study(name, f"sqlite:///{tmp_path / 'studies.db'}", tuning)
+            run_trials(study, objective, budget, sampler=lambda n: next_trial_sampler(tuning, 0, n))
+        return [t.params for t in study.trials]
+
+    uninterrupted, resumed = tuned("once", [7]), tuned("resumed", [3, 5, 7])
+    assert resumed == uninterrupted
+    assert len({tuple(sorted(p.items())) for p in resumed}) == 7
 
 
 def test_a_trial_missing_from_the_file_keeps_the_numbering(tmp_path):
