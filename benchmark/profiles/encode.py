@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import hashlib
 import os
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -104,8 +105,26 @@ def reduce_dimension(embeddings: UserEmbeddings, fit_users: np.ndarray, dim: int
 
         reducer = umap.UMAP(n_components=dim, random_state=seed)
     matrix = np.zeros((len(embeddings.matrix), dim), dtype=np.float32)
-    matrix[fit] = reducer.fit_transform(embeddings.matrix[fit])
     others = np.setdiff1d(np.flatnonzero(embeddings.has_target), fit)
-    if len(others):
-        matrix[others] = reducer.transform(embeddings.matrix[others])
+    with torch_thread_count_kept():
+        matrix[fit] = reducer.fit_transform(embeddings.matrix[fit])
+        if len(others):
+            matrix[others] = reducer.transform(embeddings.matrix[others])
     return UserEmbeddings(matrix, embeddings.has_target, f"{embeddings.encoder}+{method}{dim}")
+
+
+@contextlib.contextmanager
+def torch_thread_count_kept() -> Iterator[None]:
+    """Run numba-parallel code (UMAP) on torch's thread count and leave that count as it was. Numba's
+    OpenMP layer shares the process's OpenMP runtime and leaves it at numba's own count (every core),
+    so a training that followed a UMAP fit in the same process ran on more threads than it was given:
+    2.7x slower SASRec epochs on 2 cores shared by two one-thread processes."""
+    import numba
+    import torch
+
+    threads = torch.get_num_threads()
+    numba.set_num_threads(min(threads, numba.config.NUMBA_NUM_THREADS))
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)

@@ -317,6 +317,40 @@ def test_encoder_cache_and_user_matrix(encoder, tmp_path):
     assert reduced.matrix.shape == (5, 2) and not reduced.matrix[0].any()
 
 
+def test_a_umap_reduction_leaves_the_torch_thread_count_as_it_was(monkeypatch):
+    """After a UMAP fit on real profiles, numba's OpenMP layer left the process on one thread per core,
+    so the training that followed oversubscribed the CPU: the reduction runs numba on torch's thread
+    count and restores torch's count, whatever the reducer did to it."""
+    import numba
+    import torch
+    import umap
+
+    from benchmark.profiles.encode import UserEmbeddings, reduce_dimension
+
+    numba_threads: list[int] = []
+
+    class ThreadChangingReducer:  # what UMAP's numba code did to the shared OpenMP runtime
+        def __init__(self, **_: object):
+            pass
+
+        def fit_transform(self, matrix: np.ndarray) -> np.ndarray:
+            numba_threads.append(numba.get_num_threads())
+            torch.set_num_threads(2)
+            return matrix[:, :2]
+
+        transform = fit_transform
+
+    monkeypatch.setattr(umap, "UMAP", ThreadChangingReducer)
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        embeddings = UserEmbeddings(np.random.default_rng(0).random((6, 4), dtype=np.float32), np.ones(6, bool), "e")
+        reduce_dimension(embeddings, np.arange(4), 2, "umap")
+        assert torch.get_num_threads() == 1 and numba_threads == [1, 1]
+    finally:
+        torch.set_num_threads(before)
+
+
 @pytest.fixture(scope="module")
 def smollm2_directory():
     from benchmark.profiles.weights import LLMS, transformers_directory
