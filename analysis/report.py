@@ -314,8 +314,10 @@ def protocol(runs: list[FinalRun], suite: str, tuning: tuple[int, float]) -> lis
         f"K = {evaluation['ks']}; global temporal split per table header."
         + "".join(f" Extra evaluation `{name}`: seen items {'filtered' if extra['evaluation']['filter_seen'] else 'kept'}"
                   f" (its own tables)." for name, extra in sorted(records[0].test_extra.items())),
-        f"- Tuning: Optuna TPE, {', '.join(map(str, trials)) or 'no'} trials per study (validation NDCG@10); "
-        "controls and LLMEmb reuse the tuned settings of the model they control for.",
+        f"- Tuning: Optuna, {', '.join(map(str, trials))} trials per study (validation NDCG@10), sampled at random, "
+        "and by TPE after the startup trials in studies begun after the sampler fix (benchmark/README.md, Tuning); "
+        "controls and LLMEmb reuse the tuned settings of the model they control for." if trials
+        else "- Tuning: none; every entry runs with its suite's fixed settings.",
         "- Profiles (generator | encoder): " + ("; ".join(profiles) if profiles else "none") + ".",
         "- Hardware: " + ("; ".join(hosts) if hosts else "not recorded") + f"; final runs took {hours:.1f} h "
         "of wall time (fit + evaluation), " + (f"tuning {tuning[1]:.1f} h ({tuning[0]} trials)." if tuning[0]
