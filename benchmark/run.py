@@ -131,8 +131,8 @@ def _run(args: argparse.Namespace) -> int:
         known = [item["estimate_s"] for item in executor.left if item["estimate_s"] is not None]
         counts = pd.Series([item["work"] for item in executor.left]).value_counts(sort=False)
         print(f"\nbudget: left for a later call: {', '.join(f'{work} × {n}' for work, n in counts.items())} "
-              f"(estimated {sum(known) / 3600:.1f} h for {len(known)} of them; the others have nothing recorded "
-              "to estimate from):")
+              f"(estimated {sum(known) / 3600:.1f} h for {len(known)} of them; the others wait for work above or "
+              "have nothing recorded to estimate from):")
         print_table(pd.DataFrame(executor.left))
     print(f"\n{len(records)} runs ({sum(r.cached for r in records)} already recorded before this command); "
           f"records in {plan.output}")
