@@ -3,7 +3,7 @@ the fold's validation tasks with the same full-ranking evaluation as the test.""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -36,6 +36,7 @@ def fit_backbone(
     checkpoint: Path | None = None,
     progress: bool = True,
     device: str = "cpu",
+    pause_when: Callable[[], bool] | None = None,
 ) -> TrainResult:
     """Train on the validation fold's rows, early-stopping on its tasks; `model` ends at its best epoch."""
     fold = split.validation
@@ -45,4 +46,4 @@ def fit_backbone(
         return evaluate(candidate, split.log, fold.tasks, max_len=candidate.max_len, config=evaluation).means
 
     return train(model, data, validate, config, objective=objective, callbacks=callbacks,
-                 checkpoint=checkpoint, progress=progress, device=device)
+                 checkpoint=checkpoint, progress=progress, device=device, pause_when=pause_when)

@@ -57,6 +57,7 @@ class FitContext:
     cache_dir: Path | None = None
     callbacks: tuple[Callback, ...] = ()
     device: str = "cpu"  # where neural models train and score (a run-level setting, recorded, not in the key)
+    pause_when: Callable[[], bool] | None = None  # pauses a checkpointed fit between epochs (a spent time budget)
 
 
 @dataclass(frozen=True)
@@ -155,7 +156,7 @@ def _neural(name: str, model_class: type, config_class: type, method: Method | N
         objective, info = METHOD_SETUP[method](model, split, architecture, training, extra, context)
         result = fit_backbone(model, split, training, evaluation=context.evaluation, objective=objective,
                               checkpoint=context.checkpoint, progress=context.progress, callbacks=context.callbacks,
-                              device=context.device)
+                              device=context.device, pause_when=context.pause_when)
         betas = [epoch["train_beta"] for epoch in result.history if "train_beta" in epoch]
         if betas:  # the loss-ratio weight at the first and last distillation epoch
             info |= {"beta_first": betas[0], "beta_last": betas[-1]}
@@ -214,7 +215,7 @@ def _llmemb(model: torch.nn.Module, split: Split, architecture: Any, training: T
     common = {f.name: getattr(architecture, f.name) for f in fields(TransformerConfig)}
     teacher = SASRec(split.log.n_items, SASRecConfig(**common))
     pretrained = fit_backbone(teacher, split, training, evaluation=context.evaluation, progress=context.progress,
-                              device=context.device)
+                              device=context.device, pause_when=context.pause_when)
     apply_llmemb(model, vectors)
     objective = AlignmentObjective(teacher.embedding.items.weight[: split.log.n_items + 1].cpu(), alignment)
     return objective, {"item_text_encoder": encoder, "pretrained_sasrec_best_val": pretrained.best_metric,

@@ -4,18 +4,25 @@ A study lives in an Optuna storage: by default a local SQLite file (nothing to s
 PostgreSQL URL, `python -m benchmark.tune` workers on one or many machines fill the same study. The
 budget counts trials of all workers: a worker starts a trial only while complete + pruned + running
 trials are below it, and a trial that turns out to be beyond it (two workers asked at the same
-moment) is failed at once and marked `over_budget`, so exactly `trials` trials complete or prune. A
-killed worker's trial stops sending heartbeats and is failed as stale, then redone.
+moment) is failed at once and marked `over_budget`, so exactly `trials` trials complete or prune.
 
-Each trial's sampler is seeded from the tuning seed, the worker and the number of trials the study
-already holds (`next_trial_sampler`), so parallel workers do not propose the same points and a study
-resumed in a new process goes on with new ones. Random sampling for the first `startup_trials`
-finished trials, TPE after; pruning uses the per-epoch validation NDCG@10 reported from the trainer's
-epoch callback.
+An interrupted trial is redone at the same point: a killed worker's trial stops sending heartbeats
+and is failed as stale, a trial paused by a time budget fails marked `paused`; before sampling
+anything new, a worker enqueues such a trial's parameters once (the retry is marked `retry_of`), and
+the retry continues from the trial's checkpoint (`trial_checkpoint`) when this machine still has it.
+Trials that failed with an error (marked `error`) are not retried.
+
+Each trial's sampler is seeded from the tuning seed, the worker and the number of finished trials
+(`next_trial_sampler`), so parallel workers do not propose the same points, and a study resumed in a
+new process, or after an interrupted trial, goes on with the points an uninterrupted study would
+have tried. Random sampling for the first `startup_trials` finished trials, TPE after; pruning uses
+the per-epoch validation NDCG@10 reported from the trainer's epoch callback.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 import time
 import warnings
 from collections.abc import Callable, Sequence
@@ -37,6 +44,10 @@ HEARTBEAT_SECONDS = 5
 STALE_AFTER_SECONDS = 20
 MONITOR = "val_ndcg@10"
 LOST = "lost"  # user attribute of a trial known to have finished whose details were lost
+RETRY_OF = "retry_of"  # user attribute of a trial redoing an interrupted one: that trial's number
+PAUSED = "paused"  # user attribute of a trial a time budget paused: the epochs it had completed
+ERROR = "error"  # user attribute of a trial whose objective raised: the error, so that it is not retried
+RESUMED = "resumed"  # user attribute of a trial that continued an interrupted one's checkpoint
 
 
 class OverBudget(Exception):
@@ -68,12 +79,12 @@ def open_study(name: str, storage: str, tuning: TuningConfig, worker: int = 0) -
                                load_if_exists=True, pruner=pruner, sampler=next_trial_sampler(tuning, worker, 0))
 
 
-def next_trial_sampler(tuning: TuningConfig, worker: int, trials_so_far: int) -> optuna.samplers.TPESampler:
+def next_trial_sampler(tuning: TuningConfig, worker: int, finished_so_far: int) -> optuna.samplers.TPESampler:
     """The sampler of a study's next trial: random for the first `startup_trials` finished trials, TPE
-    after. Its seed depends on how many trials the study holds, so a study resumed in a new process
+    after. Its seed depends on how many trials have finished, so a study resumed in a new process
     proposes what comes next instead of restarting one random sequence (which repeated the points of
-    its first trials after every restart)."""
-    seed = int(np.random.SeedSequence([tuning.seed, worker, trials_so_far]).generate_state(1)[0])
+    its first trials after every restart), and an interrupted trial shifts no later point."""
+    seed = int(np.random.SeedSequence([tuning.seed, worker, finished_so_far]).generate_state(1)[0])
     return optuna.samplers.TPESampler(seed=seed, n_startup_trials=tuning.startup_trials)
 
 
@@ -145,10 +156,12 @@ class PruningCallback:
 def run_trials(study: optuna.Study, objective: Callable[[optuna.Trial], float], budget: int, *,
                callbacks: Sequence[Callable[[optuna.Study, FrozenTrial], None]] = (),
                may_start: Callable[[optuna.Study], bool] = lambda _: True, poll_seconds: float = 2.0,
-               sampler: Callable[[int], optuna.samplers.BaseSampler] | None = None) -> bool:
+               sampler: Callable[[int], optuna.samplers.BaseSampler] | None = None,
+               catch: tuple[type[Exception], ...] = ()) -> bool:
     """Run trials until `budget` trials of the study (from any worker) are complete or pruned, starting
-    each only if `may_start` allows it (a time budget), with `sampler(trials the study holds)` when
-    given; whether the study reached its trial budget."""
+    each only if `may_start` allows it (a time budget), an interrupted trial's point before any new one,
+    with `sampler(finished trials)` when given; whether the study reached its trial budget. A trial
+    raising one of `catch` fails without stopping the loop (the next `may_start` decides)."""
 
     def guarded(trial: optuna.Trial) -> float:
         earlier = study.get_trials(deepcopy=False)
@@ -170,9 +183,31 @@ def run_trials(study: optuna.Study, objective: Callable[[optuna.Trial], float], 
             continue
         if not may_start(study):
             return False
+        if (interrupted := next_interrupted(trials)) is not None:
+            study.enqueue_trial(interrupted.params, user_attrs={RETRY_OF: interrupted.number})
         if sampler is not None:
-            study.sampler = sampler(len(trials))
-        study.optimize(guarded, n_trials=1, callbacks=list(callbacks), catch=(OverBudget,), gc_after_trial=False)
+            study.sampler = sampler(done)
+        study.optimize(guarded, n_trials=1, callbacks=list(callbacks), catch=(OverBudget, *catch), gc_after_trial=False)
+
+
+def next_interrupted(trials: Sequence[FrozenTrial]) -> FrozenTrial | None:
+    """The first trial that was killed or paused before it finished and is neither redone nor queued to
+    be (None if there is none)."""
+    if any(t.state == TrialState.WAITING for t in trials):
+        return None  # an enqueued point goes first
+    retried = {t.user_attrs.get(RETRY_OF) for t in trials}
+    for trial in trials:
+        if (trial.state == TrialState.FAIL and trial.params and trial.number not in retried
+                and not any(trial.user_attrs.get(mark) for mark in ("over_budget", ERROR, LOST))):
+            return trial
+    return None
+
+
+def trial_checkpoint(cache_dir: str | Path | None, study: str, params: dict[str, Any]) -> Path:
+    """Where a trial's training checkpoint lives: named by its study and point, so a retry of an
+    interrupted trial (a new trial number, the same point) finds it."""
+    point = json.dumps({"study": study, "params": params}, sort_keys=True, default=str)
+    return paths.cache_dir(cache_dir) / "optuna" / "checkpoints" / f"{hashlib.sha256(point.encode()).hexdigest()[:20]}.ckpt"
 
 
 def finished(trial: FrozenTrial) -> bool:
@@ -188,10 +223,10 @@ def finished_trials(study: optuna.Study) -> int:
 def mean_trial_seconds(study: optuna.Study, *, complete_only: bool = False) -> float | None:
     """The mean wall time of the study's complete and pruned trials (None before one has finished): what
     the next trial is expected to take, pruning included; `complete_only`: what a run trained to its
-    early stop takes."""
+    early stop takes. A trial resumed from a checkpoint is left out (its time covers only part of it)."""
     states = (TrialState.COMPLETE,) if complete_only else (TrialState.COMPLETE, TrialState.PRUNED)
     times = [t.duration.total_seconds() for t in study.get_trials(deepcopy=False, states=states)
-             if t.duration is not None]
+             if t.duration is not None and not t.user_attrs.get(RESUMED)]
     return sum(times) / len(times) if times else None
 
 

@@ -39,10 +39,23 @@ from benchmark.records import (
 )
 from benchmark.registry import MODELS, FitContext, canonical_name, get_model
 from benchmark.run_queue import RunQueue
-from benchmark.studies import PruningCallback, next_trial_sampler, open_study, run_trials, storage_for, suggest
+from benchmark.studies import (
+    ERROR,
+    PAUSED,
+    RESUMED,
+    PruningCallback,
+    finished,
+    next_trial_sampler,
+    open_study,
+    run_trials,
+    storage_for,
+    suggest,
+    trial_checkpoint,
+)
 from benchmark.study_archive import export_study, restore_study
 from benchmark.suite_plan import FinalWork, Stage, StudyWork, SuitePlan
 from benchmark.targets import llm_profiles, profile_embeddings
+from benchmark.trainer import TrainingPaused
 
 if TYPE_CHECKING:
     from benchmark.tracking import Tracker
@@ -66,6 +79,10 @@ class Budget:
         elapsed = time.monotonic() - self.started
         return elapsed < self.seconds if seconds is None else elapsed + seconds <= self.seconds
 
+    def spent(self) -> bool:
+        """Whether the budget's time is up (running training then pauses at its next epoch)."""
+        return self.seconds is not None and time.monotonic() - self.started >= self.seconds
+
 
 class SuiteExecutor:
     """Runs the selected part of a suite; see the module docstring."""
@@ -77,6 +94,7 @@ class SuiteExecutor:
         self.bar: tqdm | None = None
         self.records: list[tuple[RunRecord, pd.DataFrame]] = []  # final runs of the last `run`, with per-user metrics
         self.left: list[dict[str, Any]] = []  # what the budget left undone: work, dataset, model, seed, estimate
+        self.paused: dict[str, int] = {}  # study name -> epochs done by its trial the budget paused
 
     @property
     def tracker(self) -> Tracker | None:
@@ -95,7 +113,7 @@ class SuiteExecutor:
         """All phases for every selected stage; the records of its final runs (also in `records`)."""
         self.bar = tqdm(total=self.plan.final_count(), desc=f"suite {self.suite.name}", unit="run",
                         disable=not self.options.progress)
-        finished = []
+        recorded = []
         for stage in self.plan.stages():
             self._status(f"{stage.dataset.label}: profiles")
             waiting = self.ensure_profiles(stage)
@@ -103,9 +121,9 @@ class SuiteExecutor:
                 if not self.fill(stage, study, waiting):
                     waiting.setdefault(study.entry.display, "its tuning did not fit the budget")
             finals = self.plan.work(stage).finals
-            finished += self.shared(stage, finals, waiting) if self.options.queue else self.each(stage, finals, waiting)
+            recorded += self.shared(stage, finals, waiting) if self.options.queue else self.each(stage, finals, waiting)
         self.bar.close()
-        return finished
+        return recorded
 
     def each(self, stage: Stage, finals: list[FinalWork], waiting: dict[str, str]) -> list[RunRecord]:
         """The stage's final runs, one after the other."""
@@ -190,8 +208,11 @@ class SuiteExecutor:
             return True
         left = self.suite.tuning.trials - self.plan.finished_trials(study.name)
         estimate = self.estimates.trial(stage, study.entry)
-        self._leave("study", dataset, label, "-", None if estimate is None else estimate * left,
-                    f"{left} of {self.suite.tuning.trials} trials would overrun the budget")
+        why = f"{left} of {self.suite.tuning.trials} trials would overrun the budget"
+        if study.name in self.paused:
+            why = (f"{left} of {self.suite.tuning.trials} trials left, one paused after {self.paused[study.name]} "
+                   "epochs (continues from its checkpoint)")
+        self._leave("study", dataset, label, "-", None if estimate is None else estimate * left, why)
         return False
 
     def tune(self, stage: Stage, work: StudyWork, may_start: Callable[[optuna.Study], bool] = lambda _: True) -> bool:
@@ -208,23 +229,40 @@ class SuiteExecutor:
             params = base | suggest(trial, entry.search)
             pruning = PruningCallback(trial, first_epoch=MODELS[entry.name].resolve(params).get("distil_epochs", 0))
             self._status(f"tune {entry.display} trial {trial.number}")
-            context = FitContext(seed=self.suite.tuning.seed, evaluation=self.suite.evaluation,
+            checkpoint = trial_checkpoint(self.options.cache_path, work.name, params)
+            context = FitContext(seed=self.suite.tuning.seed, evaluation=self.suite.evaluation, checkpoint=checkpoint,
                                  progress=self.options.progress, cache_dir=self.options.cache_path, callbacks=(pruning,),
-                                 device=self.options.device)
-            return float(get_model(entry.name).fit(stage.split, params, context).info["best_val"])
+                                 device=self.options.device, pause_when=self.budget.spent)
+            if checkpoint.is_file():  # its wall time will cover only the epochs after the resume
+                trial.set_user_attr(RESUMED, True)
+            try:
+                info = get_model(entry.name).fit(stage.split, params, context).info
+            except TrainingPaused as paused:  # failed now, redone from its checkpoint by a later call (studies.py)
+                trial.set_user_attr(PAUSED, paused.epochs_done)
+                self.paused[work.name] = paused.epochs_done
+                raise
+            except Exception as error:
+                checkpoint.unlink(missing_ok=True)
+                if not isinstance(error, optuna.TrialPruned):
+                    trial.set_user_attr(ERROR, repr(error)[:500])
+                raise
+            checkpoint.unlink(missing_ok=True)
+            trial.set_user_attr("history", info["history"])  # every epoch, those before a resume included
+            return float(info["best_val"])
 
         def logged(_: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
             export_study(study, self.plan.archive)
             if self.tracker is not None:
                 self.tracker.log_trial(work.name, trial, tags)
-            if self.bar is not None and not trial.user_attrs.get("over_budget"):
+            if self.bar is not None and finished(trial):
                 self.bar.update()
 
         for trial in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.PRUNED)):
             if self.tracker is not None and trial.user_attrs.get("worker") == self.options.worker:
                 self.tracker.log_trial(work.name, trial, tags)  # finished before a kill, maybe unlogged
         full = run_trials(study, objective, self.suite.tuning.trials, callbacks=[logged], may_start=may_start,
-                          sampler=partial(next_trial_sampler, self.suite.tuning, self.options.worker))
+                          sampler=partial(next_trial_sampler, self.suite.tuning, self.options.worker),
+                          catch=(TrainingPaused,))
         export_study(study, self.plan.archive)
         return full
 
@@ -245,7 +283,12 @@ class SuiteExecutor:
             self._leave("final run", dataset, label, work.seed, estimate, "would overrun the budget")
             return None
         else:
-            record = self.execute(stage, work.spec, work.tuning)
+            try:
+                record = self.execute(stage, work.spec, work.tuning)
+            except TrainingPaused as paused:
+                self._leave("final run", dataset, label, work.seed, estimate,
+                            f"paused after {paused.epochs_done} epochs, continues from its checkpoint")
+                return None
             self.estimates.recorded(dataset)
         per_user = read_per_user(path, record)
         if self.tracker is not None:
@@ -258,7 +301,8 @@ class SuiteExecutor:
         path = self.plan.record_path(spec)
         started = time.perf_counter()
         context = FitContext(seed=spec.seed, evaluation=self.suite.evaluation, checkpoint=path.with_suffix(".ckpt"),
-                             progress=self.options.progress, cache_dir=self.options.cache_path, device=self.options.device)
+                             progress=self.options.progress, cache_dir=self.options.cache_path, device=self.options.device,
+                             pause_when=self.budget.spent)
         name, implied = canonical_name(spec.model, spec.params)
         fitted = get_model(name).fit(stage.split, dict(spec.params) | implied, context)
         fit_seconds = time.perf_counter() - started

@@ -1,5 +1,7 @@
 """The training loop: AdamW, gradient clipping, early stopping on a validation metric with restore of
 the best epoch, per-epoch callbacks, and a checkpoint after every epoch so that a killed run resumes.
+A run with a checkpoint can also be paused between epochs (a time budget ran out): it raises
+`TrainingPaused`, and the next call with the same checkpoint continues it.
 
 Determinism: every source of randomness in an epoch (shuffling, masking, negatives, dropout) is
 seeded from (seed, epoch), so an epoch does the same work whether or not the run was resumed, and the
@@ -26,6 +28,15 @@ from tqdm.auto import tqdm
 
 from benchmark.files import atomic_output
 from benchmark.interfaces import PADDING, Callback, SequenceBatch
+
+
+class TrainingPaused(Exception):
+    """Training stopped between epochs because `pause_when` said so; its checkpoint holds every
+    completed epoch, and training again from it gives the result an uninterrupted run would."""
+
+    def __init__(self, epochs_done: int):
+        super().__init__(f"training paused after {epochs_done} epochs")
+        self.epochs_done = epochs_done
 
 
 @dataclass(frozen=True)
@@ -136,9 +147,11 @@ def train(
     checkpoint: Path | None = None,
     progress: bool = True,
     device: str = "cpu",
+    pause_when: Callable[[], bool] | None = None,
 ) -> TrainResult:
     """Train `model` in place on `device` and leave it holding the weights of the best validation epoch
-    (batches are built on the CPU with the seeded generator, then moved)."""
+    (batches are built on the CPU with the seeded generator, then moved). With a `checkpoint`, raises
+    `TrainingPaused` before an epoch when `pause_when()` is true (a time budget is spent)."""
     objective = (objective or Objective()).to(device)
     model.to(device)
     parameters = [p for p in [*model.parameters(), *objective.parameters()] if p.requires_grad]
@@ -155,6 +168,9 @@ def train(
         if (config.selection == "best"
                 and epoch - max(state.best_epoch + 1, objective.final_phase_start) >= config.patience):
             break
+        if checkpoint is not None and pause_when is not None and pause_when():
+            epochs.close()
+            raise TrainingPaused(state.epoch + 1)
         epoch_started = time.perf_counter()
         generator = _seeded(config.seed, epoch)
         model.train()

@@ -33,7 +33,7 @@ from benchmark.profiles.generate import NOT_GENERATED, GenerationSummary, Profil
 from benchmark.records import read_records
 from benchmark.run import main as run_cli
 from benchmark.split import SplitConfig
-from benchmark.studies import study_name
+from benchmark.studies import PAUSED, RESUMED, RETRY_OF, study_name
 from benchmark.study_archive import archive_path
 from benchmark.suite import ModelEntry
 from benchmark.tracking import main as tracking_cli
@@ -301,6 +301,60 @@ def test_a_budget_stops_tuning_between_trials_and_tunes_nothing_on_a_partial_stu
     assert len(finished(storage, "budgeted", "sasrec-kd")) == 3 and len(records(tmp_path / "runs")) == 6
     assert run_cli([*args, "--budget", "0s"]) == 0  # all done: nothing to start, nothing left
     assert "budget:" not in capsys.readouterr().out
+
+
+class SpentAtSecondEpoch(suite_executor.Budget):
+    """A budget whose time runs out when the first fit of the call asks whether to start its second
+    epoch: that fit pauses, and nothing else starts."""
+
+    def __init__(self, seconds: float | None):
+        super().__init__(seconds)
+        self.checks = 0
+
+    def spent(self) -> bool:
+        self.checks += 1
+        return self.checks >= 2
+
+    def fits(self, seconds: float | None) -> bool:
+        return self.checks < 2
+
+
+def test_training_still_running_when_the_budget_is_spent_pauses_and_the_next_call_continues_it(
+        tmp_path, profile_cache, capsys, monkeypatch):
+    """A trial, then a final run, still training when the budget's time is up stop after their epoch and
+    keep their checkpoints; the next call redoes the trial at its point and finishes the run from where
+    they stopped: the same trials and the same test metrics as calls that were never interrupted."""
+    (tmp_path / "once").mkdir()
+    (tmp_path / "paused").mkdir()
+    sasrec = ["--only", "model=sasrec", "--tracking-uri", "none"]
+    _, once = workspace(tmp_path / "once", profile_cache, name="paused", trials=2)
+    assert run_cli([*once, *sasrec]) == 0
+    cache, args = workspace(tmp_path / "paused", profile_cache, name="paused", trials=2)
+    with monkeypatch.context() as patched:
+        patched.setattr(suite_executor, "Budget", SpentAtSecondEpoch)
+        assert run_cli([*args, *sasrec]) == 0
+    assert "2 of 2 trials left, one paused after 1 epochs (continues from its checkpoint)" in capsys.readouterr().out
+    storage = f"sqlite:///{cache / 'optuna' / 'studies.db'}"
+    name = study_name("paused", "ml-100k", SplitConfig(quantile=0.9, target="last"), "sasrec")
+    [paused] = optuna.load_study(study_name=name, storage=storage).trials
+    assert paused.state == TrialState.FAIL and paused.user_attrs[PAUSED] == 1
+    assert len(list((cache / "optuna" / "checkpoints").glob("*.ckpt"))) == 1
+    assert tune_cli([*args, "--only", "model=sasrec", "--quiet"]) == 0
+    trials = optuna.load_study(study_name=name, storage=storage).trials
+    assert trials[1].user_attrs[RETRY_OF] == 0 and trials[1].user_attrs[RESUMED]
+    assert len(trials[1].user_attrs["history"]) == 3 and not list((cache / "optuna" / "checkpoints").iterdir())
+    assert [(t.params, t.value) for t in trials if t.state != TrialState.FAIL] == \
+        [(t.params, t.value) for t in finished(f"sqlite:///{tmp_path / 'once' / 'cache' / 'optuna' / 'studies.db'}",
+                                                "paused")]
+    with monkeypatch.context() as patched:
+        patched.setattr(suite_executor, "Budget", SpentAtSecondEpoch)
+        assert run_cli([*args, *sasrec]) == 0
+    assert "paused after 1 epochs, continues from its checkpoint" in capsys.readouterr().out
+    assert len(list((tmp_path / "paused" / "runs").rglob("*.ckpt"))) == 1 and not records(tmp_path / "paused" / "runs")
+    assert run_cli([*args, *sasrec]) == 0
+    resumed, uninterrupted = records(tmp_path / "paused" / "runs"), records(tmp_path / "once" / "runs")
+    assert [r.fit["resumed_from"] for r in resumed] == [0, None]
+    assert [(r.key, r.test) for r in resumed] == [(r.key, r.test) for r in uninterrupted]
 
 
 def test_entries_whose_profiles_the_budget_left_ungenerated_wait(tmp_path, profile_cache, capsys, monkeypatch):

@@ -12,9 +12,13 @@ from optuna.trial import TrialState
 
 from benchmark.records import RunRecord, RunSpec, Tuning, write_record
 from benchmark.studies import (
+    ERROR,
+    RETRY_OF,
     best_params,
     distribution,
+    finished,
     finished_trials,
+    next_interrupted,
     next_trial_sampler,
     open_study,
     run_trials,
@@ -74,6 +78,40 @@ def test_a_study_resumed_in_a_new_process_proposes_what_an_uninterrupted_one_wou
     uninterrupted, resumed = tuned("once", [7]), tuned("resumed", [3, 5, 7])
     assert resumed == uninterrupted
     assert len({tuple(sorted(p.items())) for p in resumed}) == 7
+
+
+def test_an_interrupted_trial_is_redone_at_its_point_and_shifts_no_later_one(tmp_path):
+    """A trial killed mid-way (here: interrupted like Ctrl-C, so it fails without an error) is redone by
+    the next process at the same point before anything new is sampled; the finished trials are those of
+    an uninterrupted study. A trial that failed with an error is not retried."""
+    tuning = TuningConfig(trials=6, startup_trials=2)
+    storage = f"sqlite:///{tmp_path / 'studies.db'}"
+
+    def sampler(finished_so_far: int) -> optuna.samplers.BaseSampler:
+        return next_trial_sampler(tuning, 0, finished_so_far)
+
+    uninterrupted = open_study("once", storage, tuning)
+    run_trials(uninterrupted, objective, 6, sampler=sampler)
+    calls = 0
+
+    def killed_in_the_fourth(trial: optuna.Trial) -> float:
+        nonlocal calls
+        calls += 1
+        if calls == 4:
+            suggest(trial, SPACE)
+            raise KeyboardInterrupt
+        return objective(trial)
+
+    with pytest.raises(KeyboardInterrupt):
+        run_trials(open_study("interrupted", storage, tuning), killed_in_the_fourth, 6, sampler=sampler)
+    resumed = open_study("interrupted", storage, tuning)
+    run_trials(resumed, objective, 6, sampler=sampler)
+    killed, retry = resumed.trials[3], resumed.trials[4]
+    assert killed.state == TrialState.FAIL and retry.user_attrs[RETRY_OF] == 3 and retry.params == killed.params
+    assert [t.params for t in resumed.trials if finished(t)] == [t.params for t in uninterrupted.trials]
+    errored = optuna.trial.create_trial(state=TrialState.FAIL, params=killed.params, distributions=killed.distributions,
+                                        user_attrs={ERROR: "ValueError()"})
+    assert next_interrupted([errored]) is None and next_interrupted([killed]) is killed
 
 
 def test_a_trial_missing_from_the_file_keeps_the_numbering(tmp_path):

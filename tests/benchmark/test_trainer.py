@@ -15,7 +15,7 @@ import pytest
 import torch
 
 from baselines.sasrec import SASRec, SASRecConfig
-from benchmark.trainer import Objective, TrainConfig, TrainingData, length_bucketed_batches, train
+from benchmark.trainer import Objective, TrainConfig, TrainingData, TrainingPaused, length_bucketed_batches, train
 from tests.benchmark import train_job
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -47,6 +47,18 @@ def test_killed_run_resumes_to_the_same_result(mirror, tmp_path):
     assert resumed["resumed_from"] >= 2
     assert resumed["test"] == uninterrupted["test"]
     assert resumed["val"] == uninterrupted["val"] and resumed["best_epoch"] == uninterrupted["best_epoch"]
+
+
+def test_a_paused_run_continues_from_its_checkpoint_to_the_same_result(mirror, tmp_path):
+    uninterrupted = train_job.run(str(mirror), None)
+    checkpoint = tmp_path / "run.ckpt"
+    with pytest.raises(TrainingPaused) as paused:
+        train_job.run(str(mirror), checkpoint, stop_after=2)
+    assert paused.value.epochs_done == 2 and torch.load(checkpoint, weights_only=False)["state"]["epoch"] == 1
+    resumed = train_job.run(str(mirror), checkpoint)
+    assert resumed["resumed_from"] == 1
+    assert resumed["test"] == uninterrupted["test"] and resumed["val"] == uninterrupted["val"]
+    assert train_job.run(str(mirror), None, stop_after=2) == uninterrupted  # nothing to pause without a checkpoint
 
 
 class Snapshots:

@@ -24,24 +24,29 @@ EPOCHS = 6
 
 
 class Pause:
-    """Callback that sleeps after each epoch."""
+    """Callback that sleeps after each epoch and counts them."""
 
     def __init__(self, seconds: float):
-        self.seconds = seconds
+        self.seconds, self.epochs = seconds, 0
 
     def on_epoch_end(self, epoch: int, metrics: dict[str, float]) -> None:
+        self.epochs += 1
         time.sleep(self.seconds)
 
 
-def run(mirror: str, checkpoint: Path | None, pause: float = 0.0) -> dict:
-    """Train and evaluate; returns test metrics, best epoch and validation history."""
+def run(mirror: str, checkpoint: Path | None, pause: float = 0.0, stop_after: int | None = None) -> dict:
+    """Train and evaluate; returns test metrics, best epoch and validation history. `stop_after`: the
+    trainer is told to pause once this call has trained that many epochs."""
     torch.set_num_threads(1)
     log = load_dataset("ml-100k", data_dir=mirror)
     split = SplitConfig(quantile=0.8, target="last").apply(log)
     torch.manual_seed(0)
     model = SASRec(log.n_items, SASRecConfig(dim=16, blocks=1, heads=1, dropout=0.2, max_len=20))
     config = TrainConfig(max_epochs=EPOCHS, patience=EPOCHS, batch_size=64, seed=3)
-    result = fit_backbone(model, split, config, checkpoint=checkpoint, callbacks=[Pause(pause)], progress=False)
+    sleeper = Pause(pause)
+    pause_when = None if stop_after is None else lambda: sleeper.epochs >= stop_after
+    result = fit_backbone(model, split, config, checkpoint=checkpoint, callbacks=[sleeper], progress=False,
+                          pause_when=pause_when)
     test = evaluate(model, log, split.test, max_len=model.max_len).means
     return {"test": test, "best_epoch": result.best_epoch, "resumed_from": result.resumed_from,
             "val": [h["val_ndcg@10"] for h in result.history]}
