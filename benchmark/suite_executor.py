@@ -81,7 +81,7 @@ class Budget:
 
     def spent(self) -> bool:
         """Whether the budget's time is up (running training then pauses at its next epoch)."""
-        return self.seconds is not None and time.monotonic() - self.started >= self.seconds
+        return not self.fits(None)
 
 
 class SuiteExecutor:
