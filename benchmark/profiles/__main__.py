@@ -185,7 +185,7 @@ def _publish(args: argparse.Namespace, split: Split, prompts: PromptConfig, para
     if missing and not args.partial:
         raise DataError(f"publish: {len(missing)} of {len(conversations)} users have no cached profile "
                         f"(run generate first, or publish with --partial)")
-    earlier = published_keys(paths.published_profiles_dir()) if args.new_only else {}
+    earlier = published_keys(paths.published_profiles_dir(), leaving_out=args.out) if args.new_only else {}
     header = {"format": PUBLISHED_FORMAT, "backend": backend_id, "dataset": split.log.name,
               "split": split.config.as_dict(), "prompts": {k: v for k, v in asdict(prompts).items() if k != "templates"},
               "generation": params.as_dict(), "generated_on": args.generated_on, "users": len(conversations),
@@ -204,10 +204,13 @@ def _publish(args: argparse.Namespace, split: Split, prompts: PromptConfig, para
     return 0
 
 
-def published_keys(directory: Path | None) -> dict[str, str]:
-    """The cache key of every profile in the published files of `directory`, with its file's name."""
+def published_keys(directory: Path | None, leaving_out: Path | None = None) -> dict[str, str]:
+    """The cache key of every profile in the published files of `directory`, with its file's name; the file
+    `leaving_out` (the part being republished in place) does not count as an earlier part of itself."""
     keys: dict[str, str] = {}
     for path in published_files(directory):
+        if leaving_out is not None and path.resolve() == leaving_out.resolve():
+            continue
         keys |= dict.fromkeys((row["key"] for row in read_lines(path, PUBLISHED_FORMAT)[1]), path.name)
     return keys
 

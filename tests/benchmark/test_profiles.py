@@ -583,3 +583,9 @@ def test_a_later_part_publishes_only_what_no_published_file_holds(tmp_path, monk
     assert profiles_cli([*args, "--new-only", "--out", str(tmp_path / "part2.jsonl.xz")]) == 0
     header, later = read_lines(tmp_path / "part2.jsonl.xz", PUBLISHED_FORMAT)
     assert header["in_earlier_files"] == ["part1.jsonl.xz"] and later == rows[100:]
+
+    part2 = published / "part2.jsonl.xz"  # republished in place: its own profiles are not "earlier"
+    (tmp_path / "part2.jsonl.xz").rename(part2)
+    assert profiles_cli([*args, "--new-only", "--out", str(part2)]) == 0
+    header, again = read_lines(part2, PUBLISHED_FORMAT)
+    assert header["in_earlier_files"] == ["part1.jsonl.xz"] and again == rows[100:]
