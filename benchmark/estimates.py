@@ -5,7 +5,8 @@ from __future__ import annotations
 
 from benchmark.records import read_records
 from benchmark.suite import ModelEntry
-from benchmark.suite_plan import Stage, SuitePlan
+from benchmark.suite_plan import FinalWork, Stage, SuitePlan
+from benchmark.trainer import checkpoint_progress
 
 
 class Estimates:
@@ -31,6 +32,16 @@ class Estimates:
         if seconds is None and entry.params_from is not None:
             return self.final_run(stage, self.plan.suite.model(entry.params_from))
         return seconds
+
+    def final_run_left(self, stage: Stage, final: FinalWork) -> float | None:
+        """What is left of one final run: its estimate less the training a paused run's checkpoint holds,
+        but at least one more of its epochs (a run longer than the mean still has to finish)."""
+        estimate = self.final_run(stage, final.entry)
+        progress = None if final.spec is None else checkpoint_progress(self.plan.checkpoint_path(final.spec))
+        if estimate is None or progress is None:
+            return estimate
+        epochs, seconds = progress
+        return max(estimate - seconds, seconds / epochs)
 
     def trial(self, stage: Stage, entry: ModelEntry) -> float | None:
         """The entry's next trial: the mean of its study's finished trials (pruned ones included), else of

@@ -29,7 +29,7 @@ from benchmark.records import RunRecord
 from benchmark.suite import load_suite
 from benchmark.suite_executor import SuiteExecutor
 from benchmark.suite_plan import RunOptions, SuitePlan, parse_only
-from benchmark.trainer import resolve_device
+from benchmark.trainer import checkpoint_progress, resolve_device
 
 SUMMARY_METRICS = ("ndcg@10", "hr@10", "mrr@10", "coverage@10")
 
@@ -61,8 +61,10 @@ def plan_table(plan: SuitePlan) -> pd.DataFrame:
                 status, what = "after tuning", "final run"
             else:
                 status = "done" if plan.record_path(final.spec).is_file() else "to do"
+                if status == "to do" and (progress := checkpoint_progress(plan.checkpoint_path(final.spec))):
+                    status = f"paused after {progress[0]} epochs"
                 what = f"final run {final.spec.key}"
-            estimate = estimates.final_run(stage, final.entry) if status != "done" else 0.0
+            estimate = estimates.final_run_left(stage, final) if status != "done" else 0.0
             rows.append(where | {"model": final.entry.display, "seed": final.seed, "what": what, "status": status,
                                  "estimate_min": None if estimate is None else round(estimate / 60, 1)})
     return pd.DataFrame(rows)

@@ -279,14 +279,14 @@ class SuiteExecutor:
         self._status(f"{dataset} {label} seed {work.seed}")
         if path.is_file():
             record = read_record(path, cached=True)
-        elif not self.budget.fits(estimate := self.estimates.final_run(stage, work.entry)):
+        elif not self.budget.fits(estimate := self.estimates.final_run_left(stage, work)):
             self._leave("final run", dataset, label, work.seed, estimate, "would overrun the budget")
             return None
         else:
             try:
                 record = self.execute(stage, work.spec, work.tuning)
             except TrainingPaused as paused:
-                self._leave("final run", dataset, label, work.seed, estimate,
+                self._leave("final run", dataset, label, work.seed, self.estimates.final_run_left(stage, work),
                             f"paused after {paused.epochs_done} epochs, continues from its checkpoint")
                 return None
             self.estimates.recorded(dataset)
@@ -300,7 +300,7 @@ class SuiteExecutor:
         """Fit, evaluate on test, and record one final run (the record file is written last)."""
         path = self.plan.record_path(spec)
         started = time.perf_counter()
-        context = FitContext(seed=spec.seed, evaluation=self.suite.evaluation, checkpoint=path.with_suffix(".ckpt"),
+        context = FitContext(seed=spec.seed, evaluation=self.suite.evaluation, checkpoint=self.plan.checkpoint_path(spec),
                              progress=self.options.progress, cache_dir=self.options.cache_path, device=self.options.device,
                              pause_when=self.budget.spent)
         name, implied = canonical_name(spec.model, spec.params)

@@ -191,6 +191,10 @@ class SuitePlan:
         """Where the run's record is (or will be) written."""
         return result_path(self.output, spec)
 
+    def checkpoint_path(self, spec: RunSpec) -> Path:
+        """Where the run's training checkpoint is kept while it trains or is paused."""
+        return self.record_path(spec).with_suffix(".ckpt")
+
     # -- parameters ----------------------------------------------------------------------------------
 
     def stage_name(self, stage: Stage) -> str:

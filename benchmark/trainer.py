@@ -225,6 +225,15 @@ class _TrainingState:
     best_state: dict[str, torch.Tensor] = field(default_factory=dict)
 
 
+def checkpoint_progress(path: Path) -> tuple[int, float] | None:
+    """The epochs done and training seconds spent by the run that `path` checkpoints (None without a
+    checkpoint): how much of a paused run is behind it."""
+    if not path.is_file():
+        return None
+    state = torch.load(path, weights_only=False, map_location="cpu")["state"]
+    return state["epoch"] + 1, state["seconds"]
+
+
 def _seeded(seed: int, epoch: int) -> torch.Generator:
     """Per-epoch generator for data randomness; also seeds torch's global RNG (used by dropout)."""
     epoch_seed = (seed * 1_000_003 + epoch) % (2**63)

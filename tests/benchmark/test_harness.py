@@ -15,6 +15,7 @@ import time
 import urllib.request
 import uuid
 from pathlib import Path
+from types import SimpleNamespace
 
 import optuna
 import pandas as pd
@@ -29,6 +30,7 @@ from benchmark.ablate import control_entry
 from benchmark.ablate import main as ablate_cli
 from benchmark.data.dataset import load_dataset
 from benchmark.errors import DataError
+from benchmark.estimates import Estimates
 from benchmark.profiles.generate import NOT_GENERATED, GenerationSummary, Profiles
 from benchmark.records import read_records
 from benchmark.run import main as run_cli
@@ -36,8 +38,11 @@ from benchmark.split import SplitConfig
 from benchmark.studies import PAUSED, RESUMED, RETRY_OF, study_name
 from benchmark.study_archive import archive_path
 from benchmark.suite import ModelEntry
+from benchmark.suite_plan import FinalWork
 from benchmark.tracking import main as tracking_cli
+from benchmark.trainer import TrainingPaused, checkpoint_progress
 from benchmark.tune import main as tune_cli
+from tests.benchmark import train_job
 from tests.conftest import seed_profile_cache, suite_error
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -269,6 +274,22 @@ def budgeted_workspace(tmp_path: Path, profile_cache: Path) -> tuple[Path, list[
     return cache, [*args, "--tracking-uri", "none"]
 
 
+def test_a_paused_final_run_is_estimated_by_what_is_left_of_it(tmp_path, mirror, monkeypatch):
+    """What a budget weighs (and a dry run reports) for a paused final run is its estimate less the
+    training its checkpoint holds, but never less than one of its epochs."""
+    checkpoint = tmp_path / "run.ckpt"
+    with pytest.raises(TrainingPaused):
+        train_job.run(str(mirror), checkpoint, stop_after=2)
+    epochs, seconds = checkpoint_progress(checkpoint)
+    plan = SimpleNamespace(checkpoint_path=lambda spec: checkpoint if spec == "paused" else tmp_path / "none.ckpt")
+    estimates, entry = Estimates(plan), ModelEntry(name="sasrec")
+    for full, left in [(3 * seconds, 2 * seconds), (seconds, seconds / epochs), (None, None)]:
+        monkeypatch.setattr(estimates, "final_run", lambda stage, entry, full=full: full)
+        assert estimates.final_run_left(None, FinalWork(entry, 0, "paused", None)) == pytest.approx(left)
+        assert estimates.final_run_left(None, FinalWork(entry, 0, "fresh", None)) == full
+    assert estimates.final_run_left(None, FinalWork(entry, 0, None, None)) is None
+
+
 def test_a_budget_stops_tuning_between_trials_and_tunes_nothing_on_a_partial_study(tmp_path, profile_cache, capsys,
                                                                                     monkeypatch):
     """Under `--budget` a trial starts only if the mean time of the finished ones fits: the first (nothing
@@ -351,6 +372,8 @@ def test_training_still_running_when_the_budget_is_spent_pauses_and_the_next_cal
         assert run_cli([*args, *sasrec]) == 0
     assert "paused after 1 epochs, continues from its checkpoint" in capsys.readouterr().out
     assert len(list((tmp_path / "paused" / "runs").rglob("*.ckpt"))) == 1 and not records(tmp_path / "paused" / "runs")
+    assert run_cli([*args, *sasrec, "--dry-run"]) == 0
+    assert re.search(r"sasrec\s+0\s+final run \S+\s+paused after 1 epochs", capsys.readouterr().out)
     assert run_cli([*args, *sasrec]) == 0
     resumed, uninterrupted = records(tmp_path / "paused" / "runs"), records(tmp_path / "once" / "runs")
     assert [r.fit["resumed_from"] for r in resumed] == [0, None]

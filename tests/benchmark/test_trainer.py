@@ -15,7 +15,15 @@ import pytest
 import torch
 
 from baselines.sasrec import SASRec, SASRecConfig
-from benchmark.trainer import Objective, TrainConfig, TrainingData, TrainingPaused, length_bucketed_batches, train
+from benchmark.trainer import (
+    Objective,
+    TrainConfig,
+    TrainingData,
+    TrainingPaused,
+    checkpoint_progress,
+    length_bucketed_batches,
+    train,
+)
 from tests.benchmark import train_job
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -55,6 +63,8 @@ def test_a_paused_run_continues_from_its_checkpoint_to_the_same_result(mirror, t
     with pytest.raises(TrainingPaused) as paused:
         train_job.run(str(mirror), checkpoint, stop_after=2)
     assert paused.value.epochs_done == 2 and torch.load(checkpoint, weights_only=False)["state"]["epoch"] == 1
+    epochs, seconds = checkpoint_progress(checkpoint)
+    assert epochs == 2 and seconds > 0 and checkpoint_progress(tmp_path / "none.ckpt") is None
     resumed = train_job.run(str(mirror), checkpoint)
     assert resumed["resumed_from"] == 1
     assert resumed["test"] == uninterrupted["test"] and resumed["val"] == uninterrupted["val"]
