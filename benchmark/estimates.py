@@ -5,8 +5,7 @@ from __future__ import annotations
 
 from benchmark.records import read_records
 from benchmark.suite import ModelEntry
-from benchmark.suite_plan import FinalWork, Stage, SuitePlan
-from benchmark.trainer import checkpoint_progress
+from benchmark.suite_plan import Stage, SuitePlan
 
 
 class Estimates:
@@ -33,11 +32,11 @@ class Estimates:
             return self.final_run(stage, self.plan.suite.model(entry.params_from))
         return seconds
 
-    def final_run_left(self, stage: Stage, final: FinalWork) -> float | None:
-        """What is left of one final run: its estimate less the training a paused run's checkpoint holds,
-        but at least one more of its epochs (a run longer than the mean still has to finish)."""
-        estimate = self.final_run(stage, final.entry)
-        progress = None if final.spec is None else checkpoint_progress(self.plan.checkpoint_path(final.spec))
+    def final_run_left(self, stage: Stage, entry: ModelEntry, progress: tuple[int, float] | None) -> float | None:
+        """What is left of one final run: its estimate less the training a paused run's checkpoint holds
+        (`progress`: epochs done, seconds spent), but at least one more of its epochs (a run longer than
+        the mean still has to finish)."""
+        estimate = self.final_run(stage, entry)
         if estimate is None or progress is None:
             return estimate
         epochs, seconds = progress

@@ -57,6 +57,7 @@ def plan_table(plan: SuitePlan) -> pd.DataFrame:
                                  "status": f"{'' if left else 'done, '}{finished}/{trials} trials",
                                  "estimate_min": None if trial_seconds is None else round(left * trial_seconds / 60, 1)})
         for final in work.finals:
+            progress = None
             if final.spec is None:
                 status, what = "after tuning", "final run"
             else:
@@ -64,7 +65,7 @@ def plan_table(plan: SuitePlan) -> pd.DataFrame:
                 if status == "to do" and (progress := checkpoint_progress(plan.checkpoint_path(final.spec))):
                     status = f"paused after {progress[0]} epochs"
                 what = f"final run {final.spec.key}"
-            estimate = estimates.final_run_left(stage, final) if status != "done" else 0.0
+            estimate = estimates.final_run_left(stage, final.entry, progress) if status != "done" else 0.0
             rows.append(where | {"model": final.entry.display, "seed": final.seed, "what": what, "status": status,
                                  "estimate_min": None if estimate is None else round(estimate / 60, 1)})
     return pd.DataFrame(rows)

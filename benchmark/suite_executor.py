@@ -55,7 +55,7 @@ from benchmark.studies import (
 from benchmark.study_archive import export_study, restore_study
 from benchmark.suite_plan import FinalWork, Stage, StudyWork, SuitePlan
 from benchmark.targets import llm_profiles, profile_embeddings
-from benchmark.trainer import TrainingPaused
+from benchmark.trainer import TrainingPaused, checkpoint_progress
 
 if TYPE_CHECKING:
     from benchmark.tracking import Tracker
@@ -279,14 +279,14 @@ class SuiteExecutor:
         self._status(f"{dataset} {label} seed {work.seed}")
         if path.is_file():
             record = read_record(path, cached=True)
-        elif not self.budget.fits(estimate := self.estimates.final_run_left(stage, work)):
+        elif not self.budget.fits(estimate := self._final_run_left(stage, work)):
             self._leave("final run", dataset, label, work.seed, estimate, "would overrun the budget")
             return None
         else:
             try:
                 record = self.execute(stage, work.spec, work.tuning)
             except TrainingPaused as paused:
-                self._leave("final run", dataset, label, work.seed, self.estimates.final_run_left(stage, work),
+                self._leave("final run", dataset, label, work.seed, self._final_run_left(stage, work),
                             f"paused after {paused.epochs_done} epochs, continues from its checkpoint")
                 return None
             self.estimates.recorded(dataset)
@@ -323,6 +323,10 @@ class SuiteExecutor:
         return record
 
     # -- helpers -------------------------------------------------------------------------------------
+
+    def _final_run_left(self, stage: Stage, work: FinalWork) -> float | None:
+        assert work.spec is not None
+        return self.estimates.final_run_left(stage, work.entry, checkpoint_progress(self.plan.checkpoint_path(work.spec)))
 
     def _advance(self) -> None:
         if self.bar is not None:

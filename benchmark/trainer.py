@@ -230,7 +230,7 @@ def checkpoint_progress(path: Path) -> tuple[int, float] | None:
     checkpoint): how much of a paused run is behind it."""
     if not path.is_file():
         return None
-    state = torch.load(path, weights_only=False, map_location="cpu")["state"]
+    state = torch.load(path, weights_only=False, map_location="cpu", mmap=True)["state"]  # weights left unread
     return state["epoch"] + 1, state["seconds"]
 
 

@@ -38,11 +38,8 @@ from benchmark.split import SplitConfig
 from benchmark.studies import PAUSED, RESUMED, RETRY_OF, study_name
 from benchmark.study_archive import archive_path
 from benchmark.suite import ModelEntry
-from benchmark.suite_plan import FinalWork
 from benchmark.tracking import main as tracking_cli
-from benchmark.trainer import TrainingPaused, checkpoint_progress
 from benchmark.tune import main as tune_cli
-from tests.benchmark import train_job
 from tests.conftest import seed_profile_cache, suite_error
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -274,20 +271,15 @@ def budgeted_workspace(tmp_path: Path, profile_cache: Path) -> tuple[Path, list[
     return cache, [*args, "--tracking-uri", "none"]
 
 
-def test_a_paused_final_run_is_estimated_by_what_is_left_of_it(tmp_path, mirror, monkeypatch):
+def test_a_paused_final_run_is_estimated_by_what_is_left_of_it(monkeypatch):
     """What a budget weighs (and a dry run reports) for a paused final run is its estimate less the
     training its checkpoint holds, but never less than one of its epochs."""
-    checkpoint = tmp_path / "run.ckpt"
-    with pytest.raises(TrainingPaused):
-        train_job.run(str(mirror), checkpoint, stop_after=2)
-    epochs, seconds = checkpoint_progress(checkpoint)
-    plan = SimpleNamespace(checkpoint_path=lambda spec: checkpoint if spec == "paused" else tmp_path / "none.ckpt")
-    estimates, entry = Estimates(plan), ModelEntry(name="sasrec")
+    epochs, seconds = 2, 30.0
+    estimates, entry = Estimates(SimpleNamespace()), ModelEntry(name="sasrec")
     for full, left in [(3 * seconds, 2 * seconds), (seconds, seconds / epochs), (None, None)]:
         monkeypatch.setattr(estimates, "final_run", lambda stage, entry, full=full: full)
-        assert estimates.final_run_left(None, FinalWork(entry, 0, "paused", None)) == pytest.approx(left)
-        assert estimates.final_run_left(None, FinalWork(entry, 0, "fresh", None)) == full
-    assert estimates.final_run_left(None, FinalWork(entry, 0, None, None)) is None
+        assert estimates.final_run_left(None, entry, (epochs, seconds)) == pytest.approx(left)
+        assert estimates.final_run_left(None, entry, None) == full
 
 
 def test_a_budget_stops_tuning_between_trials_and_tunes_nothing_on_a_partial_study(tmp_path, profile_cache, capsys,
