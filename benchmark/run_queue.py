@@ -6,8 +6,10 @@ one worker (its RDB storage changes a trial's state from WAITING to RUNNING atom
 PostgreSQL storage any number of workers on any number of machines drain the queue without home-made
 locking. Two workers may enqueue the same run at the same moment; a claimed trial then runs only if no
 lower-numbered trial of the same run key is waiting, running or complete (otherwise it is closed as a
-`duplicate`), so every run is trained once. A worker that dies leaves its trial running until Optuna's
-heartbeat marks it failed; the next call enqueues that run again.
+`duplicate`), so every run is trained once. A worker that asks just after another took the last waiting
+trial gets a fresh trial from Optuna, which it closes as failed with `empty_queue` set. A worker that
+dies leaves its trial running until Optuna's heartbeat marks it failed; the next call enqueues that run
+again.
 """
 
 from __future__ import annotations
@@ -52,6 +54,7 @@ class RunQueue:
             trial = self.study.ask()
             key = trial.user_attrs.get(KEY)
             if key is None:  # the queue emptied between the look and the ask: Optuna made a fresh trial
+                trial.set_user_attr("empty_queue", True)
                 self.study.tell(trial, state=TrialState.FAIL)
                 return None
             if self._duplicate(trial.number, key):

@@ -34,6 +34,7 @@ from benchmark.estimates import Estimates
 from benchmark.profiles.generate import NOT_GENERATED, GenerationSummary, Profiles
 from benchmark.records import read_records
 from benchmark.run import main as run_cli
+from benchmark.run_queue import RunQueue
 from benchmark.split import SplitConfig
 from benchmark.studies import PAUSED, RESUMED, RETRY_OF, study_name
 from benchmark.study_archive import archive_path
@@ -453,6 +454,24 @@ def test_two_tuning_workers_share_one_postgresql_study(tmp_path, profile_cache):
     assert sorted(int(r.data.tags["trial"]) for runs in logged for r in runs) == sorted(t.number for t in done)
 
 
+def test_a_worker_that_asks_after_the_last_run_was_taken_closes_its_fresh_trial_as_an_empty_queue(tmp_path):
+    storage = f"sqlite:///{tmp_path / 'queue.db'}"
+    first, second = RunQueue(storage, "race", worker=0), RunQueue(storage, "race", worker=1)
+    first.enqueue(["only-run"])
+    ask = second.study.ask
+
+    def ask_after_the_other_worker_claimed():  # the first worker takes the run between the look and the ask
+        claimed.append(first.claim())
+        return ask()
+
+    claimed: list = []
+    second.study.ask = ask_after_the_other_worker_claimed
+    assert second.claim() is None
+    assert claimed[0][1] == "only-run"
+    fresh = [t for t in second.study.get_trials() if t.state == TrialState.FAIL]
+    assert len(fresh) == 1 and fresh[0].user_attrs == {"empty_queue": True}
+
+
 @pytest.mark.skipif(not os.environ.get("SEQREC_KD_TEST_POSTGRES_URL"),
                     reason="set SEQREC_KD_TEST_POSTGRES_URL to a PostgreSQL database (.ci/run starts one)")
 def test_two_workers_share_the_final_runs_through_postgresql_once_each(tmp_path, mirror):
@@ -477,7 +496,8 @@ def test_two_workers_share_the_final_runs_through_postgresql_once_each(tmp_path,
     done = [t for t in queue.get_trials() if t.state == TrialState.COMPLETE]
     assert sorted(t.user_attrs["run_key"] for t in done) == sorted(r.key for r in runs)  # each trained once
     assert {t.user_attrs["worker"] for t in done} == {0, 1}  # both worked
-    assert all(t.user_attrs.get("duplicate") for t in queue.get_trials() if t.state == TrialState.FAIL)
+    assert all(t.user_attrs.get("duplicate") or t.user_attrs.get("empty_queue")  # no run failed
+               for t in queue.get_trials() if t.state == TrialState.FAIL)
 
 
 def test_control_entries():
