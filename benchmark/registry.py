@@ -41,7 +41,7 @@ from benchmark.profiles.encode import encode_cached
 from benchmark.profiles.prompts import catalog_texts
 from benchmark.split import Split
 from benchmark.targets import DISTILL_TARGETS, LLM_TARGETS, TargetConfig, build_targets
-from benchmark.trainer import Objective, TrainConfig
+from benchmark.trainer import Objective, TrainConfig, companion_checkpoint
 
 Method = Literal["kd", "textinit", "llmemb"]
 
@@ -208,14 +208,16 @@ def _text_init(model: torch.nn.Module, split: Split, architecture: Any, training
 def _llmemb(model: torch.nn.Module, split: Split, architecture: Any, training: TrainConfig, extra: list[Any],
             context: FitContext) -> Setup:
     """LLMEmb: a SASRec with the model's architecture and training settings is trained first (LLMEmb's
-    pre-trained SASRec); the model gets the adapted frozen text table and the alignment objective."""
+    pre-trained SASRec, checkpointed beside the run so a paused run does not train it again); the model
+    gets the adapted frozen text table and the alignment objective."""
     alignment, settings = extra
     vectors, encoder = _item_text_vectors(split, settings, context)
     torch.manual_seed(context.seed)
     common = {f.name: getattr(architecture, f.name) for f in fields(TransformerConfig)}
     teacher = SASRec(split.log.n_items, SASRecConfig(**common))
-    pretrained = fit_backbone(teacher, split, training, evaluation=context.evaluation, progress=context.progress,
-                              device=context.device, pause_when=context.pause_when)
+    checkpoint = None if context.checkpoint is None else companion_checkpoint(context.checkpoint, "teacher")
+    pretrained = fit_backbone(teacher, split, training, evaluation=context.evaluation, checkpoint=checkpoint,
+                              progress=context.progress, device=context.device, pause_when=context.pause_when)
     apply_llmemb(model, vectors)
     objective = AlignmentObjective(teacher.embedding.items.weight[: split.log.n_items + 1].cpu(), alignment)
     return objective, {"item_text_encoder": encoder, "pretrained_sasrec_best_val": pretrained.best_metric,

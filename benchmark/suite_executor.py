@@ -55,7 +55,7 @@ from benchmark.studies import (
 from benchmark.study_archive import export_study, restore_study
 from benchmark.suite_plan import FinalWork, Stage, StudyWork, SuitePlan
 from benchmark.targets import llm_profiles, profile_embeddings
-from benchmark.trainer import TrainingPaused, checkpoint_progress
+from benchmark.trainer import TrainingPaused, checkpoint_progress, remove_checkpoint
 
 if TYPE_CHECKING:
     from benchmark.tracking import Tracker
@@ -242,11 +242,11 @@ class SuiteExecutor:
                 self.paused[work.name] = paused.epochs_done
                 raise
             except Exception as error:
-                checkpoint.unlink(missing_ok=True)
+                remove_checkpoint(checkpoint)
                 if not isinstance(error, optuna.TrialPruned):
                     trial.set_user_attr(ERROR, repr(error)[:500])
                 raise
-            checkpoint.unlink(missing_ok=True)
+            remove_checkpoint(checkpoint)
             trial.set_user_attr("history", info["history"])  # every epoch, those before a resume included
             return float(info["best_val"])
 
@@ -319,7 +319,7 @@ class SuiteExecutor:
         record = RunRecord(spec, stage.split.report(), result.means, fitted.info, fit_seconds,
                            time.perf_counter() - started - fit_seconds, per_user_path.name, tuning, host(), extra)
         write_record(path, record)  # its presence marks the run as done
-        context.checkpoint.unlink(missing_ok=True)
+        remove_checkpoint(context.checkpoint)
         return record
 
     # -- helpers -------------------------------------------------------------------------------------

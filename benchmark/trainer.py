@@ -234,6 +234,19 @@ def checkpoint_progress(path: Path) -> tuple[int, float] | None:
     return state["epoch"] + 1, state["seconds"]
 
 
+def companion_checkpoint(checkpoint: Path, role: str) -> Path:
+    """Where a model trained inside a run (LLMEmb's teacher SASRec) keeps its own checkpoint, next to the
+    run's: a paused run then resumes that model too instead of training it again."""
+    return checkpoint.with_name(f"{checkpoint.stem}.{role}{checkpoint.suffix}")
+
+
+def remove_checkpoint(checkpoint: Path) -> None:
+    """Delete a finished or abandoned run's checkpoint together with its companions."""
+    checkpoint.unlink(missing_ok=True)
+    for companion in checkpoint.parent.glob(f"{checkpoint.stem}.*{checkpoint.suffix}"):
+        companion.unlink(missing_ok=True)
+
+
 def _seeded(seed: int, epoch: int) -> torch.Generator:
     """Per-epoch generator for data randomness; also seeds torch's global RNG (used by dropout)."""
     epoch_seed = (seed * 1_000_003 + epoch) % (2**63)

@@ -15,6 +15,7 @@ from benchmark.profiles.prompts import PromptConfig
 from benchmark.registry import MODELS, FitContext, get_model
 from benchmark.split import SplitConfig
 from benchmark.targets import DISTILL_TARGETS, build_targets, random_targets, shuffled, side_info_texts
+from benchmark.trainer import TrainingPaused, companion_checkpoint, remove_checkpoint
 from tests.conftest import seed_profile_cache
 
 TINY = {"dim": 16, "blocks": 2, "heads": 1, "max_len": 20, "max_epochs": 2, "distil_epochs": 1, "layer": 1}
@@ -169,6 +170,27 @@ def test_llmemb_adapts_frozen_item_text_and_aligns_it_with_a_pretrained_sasrec(s
     assert [layer.weight.shape for layer in items.adapter] == [(192, 384), (16, 192)]  # text dim -> half -> model
     assert 0 < fitted.info["pretrained_sasrec_best_val"] <= 1
     assert all(np.isfinite(epoch["train_align_loss"]) for epoch in fitted.info["history"])
+
+
+def test_a_paused_llmemb_run_resumes_its_teacher_from_a_checkpoint_instead_of_training_it_again(split, cache, tmp_path):
+    params = {"dim": 16, "blocks": 1, "heads": 1, "max_len": 20, "max_epochs": 3, "align_weight": 1.0}
+    whole = get_model("sasrec-llmemb").fit(split, params, FitContext(seed=0, progress=False, cache_dir=cache,
+                                                                    checkpoint=tmp_path / "whole.ckpt"))
+    run = tmp_path / "paused.ckpt"
+    with pytest.raises(TrainingPaused):  # the run's own checkpoint appears after the student's first epoch
+        get_model("sasrec-llmemb").fit(split, params, FitContext(seed=0, progress=False, cache_dir=cache,
+                                                                 checkpoint=run, pause_when=run.is_file))
+    assert companion_checkpoint(run, "teacher").is_file()
+    epochs_asked: list[bool] = []  # pause_when is asked before every epoch of either model
+    resumed = get_model("sasrec-llmemb").fit(split, params, FitContext(
+        seed=0, progress=False, cache_dir=cache, checkpoint=run, pause_when=lambda: epochs_asked.append(False) or False))
+    assert len(epochs_asked) == 2  # the student's last two epochs; the teacher had finished
+    assert resumed.info["resumed_from"] == 0
+    assert resumed.info["pretrained_sasrec_best_val"] == whole.info["pretrained_sasrec_best_val"]
+    for name, weight in whole.model.state_dict().items():
+        assert torch.equal(weight, resumed.model.state_dict()[name]), name
+    remove_checkpoint(run)
+    assert list(tmp_path.glob("paused*")) == []
 
 
 def test_the_alignment_loss_pulls_the_adapted_items_towards_the_pretrained_ones():
