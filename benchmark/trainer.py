@@ -226,12 +226,13 @@ class _TrainingState:
 
 
 def checkpoint_progress(path: Path) -> tuple[int, float] | None:
-    """The epochs done and training seconds spent by the run that `path` checkpoints (None without a
-    checkpoint): how much of a paused run is behind it."""
-    if not path.is_file():
+    """The epochs done and training seconds spent by the run that `path` checkpoints, its companions'
+    training included (None without any checkpoint): how much of a paused run is behind it."""
+    states = [torch.load(file, weights_only=False, map_location="cpu", mmap=True)["state"]  # weights left unread
+              for file in _run_checkpoints(path) if file.is_file()]
+    if not states:
         return None
-    state = torch.load(path, weights_only=False, map_location="cpu", mmap=True)["state"]  # weights left unread
-    return state["epoch"] + 1, state["seconds"]
+    return sum(state["epoch"] + 1 for state in states), sum(state["seconds"] for state in states)
 
 
 def companion_checkpoint(checkpoint: Path, role: str) -> Path:
@@ -242,9 +243,13 @@ def companion_checkpoint(checkpoint: Path, role: str) -> Path:
 
 def remove_checkpoint(checkpoint: Path) -> None:
     """Delete a finished or abandoned run's checkpoint together with its companions."""
-    checkpoint.unlink(missing_ok=True)
-    for companion in checkpoint.parent.glob(f"{checkpoint.stem}.*{checkpoint.suffix}"):
-        companion.unlink(missing_ok=True)
+    for file in _run_checkpoints(checkpoint):
+        file.unlink(missing_ok=True)
+
+
+def _run_checkpoints(checkpoint: Path) -> list[Path]:
+    """A run's own checkpoint and its companions' (which may not exist yet)."""
+    return [checkpoint, *checkpoint.parent.glob(f"{checkpoint.stem}.*{checkpoint.suffix}")]
 
 
 def _seeded(seed: int, epoch: int) -> torch.Generator:

@@ -15,7 +15,7 @@ from benchmark.profiles.prompts import PromptConfig
 from benchmark.registry import MODELS, FitContext, get_model
 from benchmark.split import SplitConfig
 from benchmark.targets import DISTILL_TARGETS, build_targets, random_targets, shuffled, side_info_texts
-from benchmark.trainer import TrainingPaused, companion_checkpoint, remove_checkpoint
+from benchmark.trainer import TrainingPaused, checkpoint_progress, companion_checkpoint, remove_checkpoint
 from tests.conftest import seed_profile_cache
 
 TINY = {"dim": 16, "blocks": 2, "heads": 1, "max_len": 20, "max_epochs": 2, "distil_epochs": 1, "layer": 1}
@@ -181,6 +181,9 @@ def test_a_paused_llmemb_run_resumes_its_teacher_from_a_checkpoint_instead_of_tr
         get_model("sasrec-llmemb").fit(split, params, FitContext(seed=0, progress=False, cache_dir=cache,
                                                                  checkpoint=run, pause_when=run.is_file))
     assert companion_checkpoint(run, "teacher").is_file()
+    teacher_epochs, teacher_seconds = checkpoint_progress(companion_checkpoint(run, "teacher"))
+    epochs, seconds = checkpoint_progress(run)  # the finished teacher's training and the student's first epoch
+    assert teacher_epochs > 0 and epochs == teacher_epochs + 1 and seconds > teacher_seconds > 0
     epochs_asked: list[bool] = []  # pause_when is asked before every epoch of either model
     resumed = get_model("sasrec-llmemb").fit(split, params, FitContext(
         seed=0, progress=False, cache_dir=cache, checkpoint=run, pause_when=lambda: epochs_asked.append(False) or False))
