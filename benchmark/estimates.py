@@ -33,14 +33,9 @@ class Estimates:
         return seconds
 
     def final_run_left(self, stage: Stage, entry: ModelEntry, progress: tuple[int, float] | None) -> float | None:
-        """What is left of one final run: its estimate less the training a paused run's checkpoint holds
-        (`progress`: epochs done, seconds spent), but at least one more of its epochs (a run longer than
-        the mean still has to finish)."""
-        estimate = self.final_run(stage, entry)
-        if estimate is None or progress is None:
-            return estimate
-        epochs, seconds = progress
-        return max(estimate - seconds, seconds / epochs)
+        """What is left of one final run: its estimate less what a paused run's checkpoint holds
+        (`progress`: epochs done, seconds spent; see `_less_progress`)."""
+        return _less_progress(self.final_run(stage, entry), progress)
 
     def trial(self, stage: Stage, entry: ModelEntry) -> float | None:
         """The entry's next trial: the mean of its study's finished trials (pruned ones included), else of
@@ -52,6 +47,14 @@ class Estimates:
             return self.trial(stage, self.plan.suite.model(entry.params_from))
         return seconds
 
+    def trials_left(self, stage: Stage, entry: ModelEntry, trials: int, paused: tuple[int, float] | None) -> float | None:
+        """The entry's next `trials` trials, the first of which continues a paused trial when `paused`
+        (its checkpoint's epochs done and seconds spent) counts only what is left of it, as for a final run."""
+        estimate = self.trial(stage, entry)
+        if estimate is None or trials == 0:
+            return None if estimate is None else 0.0
+        return _less_progress(estimate, paused) + estimate * (trials - 1)
+
     def _mean_run_seconds(self, dataset: str, label: str) -> float | None:
         if dataset not in self._run_seconds:
             folder = self.plan.output / dataset
@@ -61,3 +64,13 @@ class Estimates:
             self._run_seconds[dataset] = by_label
         times = self._run_seconds[dataset].get(label, [])
         return sum(times) / len(times) if times else None
+
+
+def _less_progress(estimate: float | None, progress: tuple[int, float] | None) -> float | None:
+    """What is left of paused work: the estimate less the training its checkpoint holds (`progress`:
+    epochs done, seconds spent), but at least one more of its epochs (work longer than the mean still
+    has to finish)."""
+    if estimate is None or progress is None:
+        return estimate
+    epochs, seconds = progress
+    return max(estimate - seconds, seconds / epochs)

@@ -52,10 +52,13 @@ def plan_table(plan: SuitePlan) -> pd.DataFrame:
             trials = plan.suite.tuning.trials
             finished = min(plan.finished_trials(study.name), trials)
             left = trials - finished
-            trial_seconds = estimates.trial(stage, study.entry) if left else 0.0
+            paused = plan.paused_trial(stage, study) if left else None
+            status = f"{'' if left else 'done, '}{finished}/{trials} trials"
+            if paused is not None:
+                status += f", one paused after {paused[0]} epochs"
+            seconds = estimates.trials_left(stage, study.entry, left, paused)
             rows.append(where | {"model": study.entry.display, "seed": "-", "what": f"tuning {study.name}",
-                                 "status": f"{'' if left else 'done, '}{finished}/{trials} trials",
-                                 "estimate_min": None if trial_seconds is None else round(left * trial_seconds / 60, 1)})
+                                 "status": status, "estimate_min": None if seconds is None else round(seconds / 60, 1)})
         for final in work.finals:
             progress = None
             if final.spec is None:

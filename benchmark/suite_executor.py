@@ -202,17 +202,17 @@ class SuiteExecutor:
             return False
 
         def may_start(_: optuna.Study) -> bool:
-            return self.budget.fits(self.estimates.trial(stage, study.entry))
+            return self.budget.fits(self.estimates.trials_left(stage, study.entry, 1, self.plan.paused_trial(stage, study)))
 
         if self.tune(stage, study, may_start):
             return True
         left = self.suite.tuning.trials - self.plan.finished_trials(study.name)
-        estimate = self.estimates.trial(stage, study.entry)
+        estimate = self.estimates.trials_left(stage, study.entry, left, self.plan.paused_trial(stage, study))
         why = f"{left} of {self.suite.tuning.trials} trials would overrun the budget"
         if study.name in self.paused:
             why = (f"{left} of {self.suite.tuning.trials} trials left, one paused after {self.paused[study.name]} "
                    "epochs (continues from its checkpoint)")
-        self._leave("study", dataset, label, "-", None if estimate is None else estimate * left, why)
+        self._leave("study", dataset, label, "-", estimate, why)
         return False
 
     def tune(self, stage: Stage, work: StudyWork, may_start: Callable[[optuna.Study], bool] = lambda _: True) -> bool:

@@ -24,11 +24,14 @@ from benchmark.studies import (
     finished_trials,
     load_study,
     mean_trial_seconds,
+    next_interrupted,
     storage_for,
     study_name,
+    trial_checkpoint,
 )
 from benchmark.study_archive import archive_dir, restore_study
 from benchmark.suite import DatasetEntry, ModelEntry, Suite
+from benchmark.trainer import checkpoint_progress
 
 
 def parse_only(text: str | None) -> dict[str, set[str]]:
@@ -258,6 +261,18 @@ class SuitePlan:
             return finished_trials(self.study(study))
         except KeyError:
             return 0
+
+    def paused_trial(self, stage: Stage, work: StudyWork) -> tuple[int, float] | None:
+        """Epochs done and seconds spent by the study's interrupted trial whose checkpoint this machine
+        holds (None if there is none): the next trial continues it (see `studies.next_interrupted`)."""
+        try:
+            interrupted = next_interrupted(self.study(work.name).get_trials(deepcopy=False))
+        except KeyError:
+            return None
+        if interrupted is None:
+            return None
+        base, _ = self.base_params(stage, work.entry)
+        return checkpoint_progress(trial_checkpoint(self.options.cache_path, work.name, base | interrupted.params))
 
     def trial_seconds(self, study: str, *, complete_only: bool = False) -> float | None:
         """The mean time of a study's finished (or only its complete) trials (None before one has)."""

@@ -272,15 +272,19 @@ def budgeted_workspace(tmp_path: Path, profile_cache: Path) -> tuple[Path, list[
     return cache, [*args, "--tracking-uri", "none"]
 
 
-def test_a_paused_final_run_is_estimated_by_what_is_left_of_it(monkeypatch):
-    """What a budget weighs (and a dry run reports) for a paused final run is its estimate less the
-    training its checkpoint holds, but never less than one of its epochs."""
+def test_paused_work_is_estimated_by_what_is_left_of_it(monkeypatch):
+    """What a budget weighs (and a dry run reports) for a paused final run or trial is its estimate less
+    the training its checkpoint holds, but never less than one of its epochs."""
     epochs, seconds = 2, 30.0
     estimates, entry = Estimates(SimpleNamespace()), ModelEntry(name="sasrec")
     for full, left in [(3 * seconds, 2 * seconds), (seconds, seconds / epochs), (None, None)]:
         monkeypatch.setattr(estimates, "final_run", lambda stage, entry, full=full: full)
         assert estimates.final_run_left(None, entry, (epochs, seconds)) == pytest.approx(left)
         assert estimates.final_run_left(None, entry, None) == full
+        monkeypatch.setattr(estimates, "trial", lambda stage, entry, full=full: full)
+        assert estimates.trials_left(None, entry, 3, (epochs, seconds)) == (None if full is None else
+                                                                            pytest.approx(left + 2 * full))
+        assert estimates.trials_left(None, entry, 3, None) == (None if full is None else pytest.approx(3 * full))
 
 
 def test_a_budget_stops_tuning_between_trials_and_tunes_nothing_on_a_partial_study(tmp_path, profile_cache, capsys,
@@ -353,6 +357,8 @@ def test_training_still_running_when_the_budget_is_spent_pauses_and_the_next_cal
     [paused] = optuna.load_study(study_name=name, storage=storage).trials
     assert paused.state == TrialState.FAIL and paused.user_attrs[PAUSED] == 1
     assert len(list((cache / "optuna" / "checkpoints").glob("*.ckpt"))) == 1
+    assert run_cli([*args, *sasrec, "--dry-run"]) == 0
+    assert re.search(r"tuning \S+\s+0/2 trials, one paused after 1 epochs", capsys.readouterr().out)
     assert tune_cli([*args, "--only", "model=sasrec", "--quiet"]) == 0
     trials = optuna.load_study(study_name=name, storage=storage).trials
     assert trials[1].user_attrs[RETRY_OF] == 0 and trials[1].user_attrs[RESUMED]
