@@ -50,9 +50,11 @@ class Estimates:
     def trials_left(self, stage: Stage, entry: ModelEntry, trials: int, paused: tuple[int, float] | None) -> float | None:
         """The entry's next `trials` trials, the first of which continues a paused trial when `paused`
         (its checkpoint's epochs done and seconds spent) counts only what is left of it, as for a final run."""
+        if trials == 0:
+            return 0.0
         estimate = self.trial(stage, entry)
-        if estimate is None or trials == 0:
-            return None if estimate is None else 0.0
+        if estimate is None:
+            return None
         return _less_progress(estimate, paused) + estimate * (trials - 1)
 
     def _mean_run_seconds(self, dataset: str, label: str) -> float | None:

@@ -285,6 +285,7 @@ def test_paused_work_is_estimated_by_what_is_left_of_it(monkeypatch):
         assert estimates.trials_left(None, entry, 3, (epochs, seconds)) == (None if full is None else
                                                                             pytest.approx(left + 2 * full))
         assert estimates.trials_left(None, entry, 3, None) == (None if full is None else pytest.approx(3 * full))
+        assert estimates.trials_left(None, entry, 0, None) == 0.0  # a full study has nothing left, estimate or not
 
 
 def test_a_budget_stops_tuning_between_trials_and_tunes_nothing_on_a_partial_study(tmp_path, profile_cache, capsys,
