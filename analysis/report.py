@@ -304,7 +304,9 @@ def protocol(runs: list[FinalRun], suite: str, tuning: tuple[int, float]) -> lis
     trials = sorted({r.tuning.trials for r in records if r.tuning})
     profiles = sorted({r.spec.profiles for r in records if r.spec.profiles})
     hosts = sorted({f"{h['cpu']}, {h['cores']} cores, torch threads {h['torch_threads']}"
-                    + (f", {h['gpu']}" if h.get("gpu") else "") for r in records if (h := r.host)})
+                    + (f", {h['gpu']}" if h.get("gpu") else "")
+                    + (", bf16 products emulated in float32" if h.get("bf16_matmul") == "emulated" else "")
+                    for r in records if (h := r.host)})
     hours = sum(r.seconds for r in records) / 3600
     versions = sorted({r.spec.code_version for r in records})
     return [

@@ -26,6 +26,7 @@ from tqdm.auto import tqdm
 
 from benchmark.estimates import Estimates
 from benchmark.metrics import evaluate
+from benchmark.precision import bf16_matmul
 from benchmark.profile_settings import ProfileResources, ProfileSettings
 from benchmark.profiles.generate import NOT_GENERATED
 from benchmark.records import (
@@ -317,7 +318,7 @@ class SuiteExecutor:
         per_user_path.parent.mkdir(parents=True, exist_ok=True)
         per_user.to_csv(per_user_path)
         record = RunRecord(spec, stage.split.report(), result.means, fitted.info, fit_seconds,
-                           time.perf_counter() - started - fit_seconds, per_user_path.name, tuning, host(), extra)
+                           time.perf_counter() - started - fit_seconds, per_user_path.name, tuning, host(self.options.device), extra)
         write_record(path, record)  # its presence marks the run as done
         remove_checkpoint(context.checkpoint)
         return record
@@ -347,11 +348,12 @@ class SuiteExecutor:
                 "data_fingerprint": stage.log.fingerprint, "split": split_tag(stage.config.as_dict())}
 
 
-def host() -> dict[str, Any]:
-    """The machine a run ran on (reported with the results)."""
+def host(device: str) -> dict[str, Any]:
+    """The machine a run ran on (reported with the results), with how it ran bf16 products on `device`."""
     cpu = platform.processor() or platform.machine()
     with contextlib.suppress(OSError):
         cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
                     if line.startswith("model name")), cpu)
     return {"cpu": cpu, "cores": os.cpu_count(), "torch_threads": torch.get_num_threads(),
-            "gpu": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None}
+            "gpu": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
+            "bf16_matmul": bf16_matmul(device)}

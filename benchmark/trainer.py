@@ -28,6 +28,7 @@ from tqdm.auto import tqdm
 
 from benchmark.files import atomic_output
 from benchmark.interfaces import PADDING, Callback, SequenceBatch
+from benchmark.precision import autocast, training_precision
 
 
 class TrainingPaused(Exception):
@@ -183,10 +184,11 @@ def train(
             sequences = data.sequences[index][:, -width:] if width < data.sequences.shape[1] else data.sequences[index]
             batch = SequenceBatch(*(part.to(device) for part in model.training_batch(data.users[index], sequences,
                                                                                      generator)))
-            with torch.autocast(torch.device(device).type, dtype=torch.bfloat16, enabled=config.precision == "bf16"):
-                loss, logs = objective(model, batch, epoch, generator)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
+            with training_precision(device, config.precision):
+                with autocast(device, config.precision):
+                    loss, logs = objective(model, batch, epoch, generator)
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
             if config.grad_clip > 0:
                 torch.nn.utils.clip_grad_norm_(parameters, config.grad_clip)
             optimizer.step()
