@@ -1,6 +1,10 @@
-"""bf16 training on CPUs without bf16 instructions: the emulated products keep bf16's arithmetic."""
+"""Training on CPUs: emulated bf16 products keep bf16's arithmetic; large tensors use huge pages."""
 
 from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 import torch
@@ -54,3 +58,29 @@ def test_products_are_left_alone_where_nothing_is_emulated(device, precision):
     with training_precision(device, precision, matmul=None if device == "cpu" else bf16_matmul(device)):
         assert _get_current_dispatch_mode() is None
     assert bf16_matmul("cuda") == "native"
+
+
+_FAULTS = """
+import resource, sys
+{imports}
+import torch
+before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+torch.ones(2**26)  # 256 MiB
+print(resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before)
+"""
+
+
+def _page_faults(imports: str, env: dict[str, str]) -> int:
+    out = subprocess.run([sys.executable, "-c", _FAULTS.format(imports=imports)], env=env, check=True,
+                         capture_output=True, text=True, cwd=Path(__file__).resolve().parents[2])
+    return int(out.stdout)
+
+
+@pytest.mark.skipif(not Path("/sys/kernel/mm/transparent_hugepage/enabled").is_file()
+                    or "[madvise]" not in Path("/sys/kernel/mm/transparent_hugepage/enabled").read_text(),
+                    reason="needs transparent huge pages on request (madvise)")
+def test_importing_the_benchmark_puts_large_tensors_on_huge_pages():
+    plain = _page_faults("", {})
+    with_benchmark = _page_faults("import benchmark", {})
+    assert with_benchmark < plain / 4  # 2 MiB pages instead of 4 KiB ones (65,536 faults)
+    assert _page_faults("import benchmark", {"THP_MEM_ALLOC_ENABLE": "0"}) > plain / 2  # the user's setting wins
