@@ -12,6 +12,7 @@ they would on another machine.
 from __future__ import annotations
 
 import contextlib
+import functools
 from collections.abc import Iterator
 from typing import Any, Literal
 
@@ -27,9 +28,10 @@ _PRODUCTS = {torch.ops.aten.mm.default, torch.ops.aten.addmm.default, torch.ops.
              torch.ops.aten.baddbmm.default, torch.ops.aten.addbmm.default}
 
 
+@functools.cache
 def bf16_matmul(device: str) -> Bf16Matmul:
     """How bf16 matrix products run on `device`: in hardware, or emulated through float32 (a CPU
-    without bf16 instructions)."""
+    without bf16 instructions). Asked once per device, not at every training step."""
     if torch.device(device).type != "cpu":
         return "native"
     return "native" if torch.cpu._is_avx512_bf16_supported() or torch.cpu._is_amx_tile_supported() else "emulated"

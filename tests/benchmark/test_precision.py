@@ -61,7 +61,7 @@ def test_products_are_left_alone_where_nothing_is_emulated(device, precision):
 
 
 _FAULTS = """
-import resource, sys
+import resource
 {imports}
 import torch
 before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
