@@ -195,12 +195,19 @@ def next_interrupted(trials: Sequence[FrozenTrial]) -> FrozenTrial | None:
     be (None if there is none)."""
     if any(t.state == TrialState.WAITING for t in trials):
         return None  # an enqueued point goes first
-    retried = {t.user_attrs.get(RETRY_OF) for t in trials}
     for trial in trials:
-        if (trial.state == TrialState.FAIL and trial.params and trial.number not in retried
+        if (trial.state == TrialState.FAIL and trial.params and not redone(trial, trials)
                 and not any(trial.user_attrs.get(mark) for mark in ("over_budget", ERROR, LOST))):
             return trial
     return None
+
+
+def redone(trial: FrozenTrial, trials: Sequence[FrozenTrial]) -> bool:
+    """Whether a later trial redoes `trial`: its enqueued retry, or a later trial at the same point (a
+    study resumed before a retry was queued samples an interrupted trial's point again, since the sampler's
+    seed depends only on the trials finished so far)."""
+    return any(later.number > trial.number and (later.user_attrs.get(RETRY_OF) == trial.number
+                                                or later.params == trial.params) for later in trials)
 
 
 def trial_checkpoint(cache_dir: str | Path | None, study: str, params: dict[str, Any]) -> Path:

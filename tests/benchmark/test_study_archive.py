@@ -114,6 +114,24 @@ def test_an_interrupted_trial_is_redone_at_its_point_and_shifts_no_later_one(tmp
     assert next_interrupted([errored]) is None and next_interrupted([killed]) is killed
 
 
+def test_an_interrupted_trial_already_sampled_again_is_not_retried(tmp_path):
+    """A study resumed before a retry was queued samples the interrupted point again (the sampler's seed
+    depends on the finished trials only); that later trial redoes it, so no second retry repeats the
+    point. Of two interrupted trials at one point, the later one is still retried."""
+    study = optuna.create_study(study_name="resampled", storage=storage_for(f"sqlite:///{tmp_path / 'a.db'}"),
+                                direction="maximize")
+    point = {"lr": 1e-3, "dim": 8, "blocks": 2}
+    distributions = {name: distribution(spec) for name, spec in SPACE.items()}
+    study.add_trial(optuna.trial.create_trial(state=TrialState.FAIL, params=point, distributions=distributions))
+    study.add_trial(optuna.trial.create_trial(state=TrialState.FAIL, params=point, distributions=distributions))
+    assert next_interrupted(study.trials) == study.trials[1]
+    study.add_trial(optuna.trial.create_trial(state=TrialState.COMPLETE, value=0.07, params=point,
+                                              distributions=distributions))
+    assert next_interrupted(study.trials) is None
+    run_trials(study, objective, 2, sampler=lambda done: next_trial_sampler(TuningConfig(startup_trials=2), 0, done))
+    assert [t.params == point for t in study.trials] == [True, True, True, False]
+
+
 def test_a_trial_missing_from_the_file_keeps_the_numbering(tmp_path):
     study = optuna.create_study(study_name="gap", storage=storage_for(f"sqlite:///{tmp_path / 'a.db'}"),
                                 direction="maximize")
