@@ -1,5 +1,8 @@
-"""Published claims as data (`analysis/claims.yaml`) and the verdict of a table's paired comparison on each:
-is the claimed relative gain inside the 95% CI of the observed relative gain, below it or above it."""
+"""Published claims as data (`analysis/claims.yaml`), the verdict of a table's paired comparison on each
+(is the claimed relative gain inside the 95% CI of the observed relative gain, below it or above it), and
+the equivalence margins derived from them: a comparison of a backbone's variants is "equivalent" only
+within ± the smallest gain claimed over that backbone (+4.9% for SASRec, +19.6% for BERT4Rec), so an
+"equivalent" verdict rules out the published effect."""
 
 from __future__ import annotations
 
@@ -44,6 +47,24 @@ def load_claims(path: Path = CLAIMS_FILE) -> tuple[Claim, ...]:
         except ValidationError as error:
             raise DataError(f"{path}: claim {index}: {describe_validation_error(error)}") from None
     return tuple(claims)
+
+
+def smallest_claimed_gain(claims: tuple[Claim, ...]) -> float:
+    """The smallest positive gain any claim reports (the effect a comparison must be able to resolve)."""
+    gains = [c.relative_gain for c in claims if c.relative_gain > 0]
+    if not gains:
+        raise DataError(f"{CLAIMS_FILE}: no claim with a positive relative_gain to derive margins from")
+    return min(gains)
+
+
+def equivalence_margin(claims: tuple[Claim, ...], backbone: str, override: float | None = None) -> float:
+    """The relative equivalence margin of comparisons among `backbone`'s variants: `override` if given
+    (a suite's `equivalence_margin`), else the smallest positive gain claimed over that backbone, else
+    the smallest claimed over any."""
+    if override is not None:
+        return override
+    own = [c.relative_gain for c in claims if c.reference == backbone and c.relative_gain > 0]
+    return min(own) if own else smallest_claimed_gain(claims)
 
 
 def verdict(claimed: float, low: float, high: float) -> str:

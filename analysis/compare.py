@@ -1,8 +1,8 @@
 """`python -m analysis.compare RUNS_DIR [--base sasrec] [--metric ndcg@10]`: seed means of recorded runs
 and paired per-user comparisons between variants.
 
-Each variant's per-user metric is averaged over its seeds, then compared user by user with a
-Wilcoxon signed-rank test (zero differences split). p-values are uncorrected; the full report with
+Each variant's per-user metric is averaged over its seeds, then compared user by user with the paired
+randomization test of `analysis.stats`. p-values are uncorrected; the full report with
 multiple-testing correction, confidence intervals and tables belongs to `analysis.report`.
 """
 
@@ -65,11 +65,11 @@ def _compare(args: argparse.Namespace) -> int:
     print(summary.to_string(float_format="{:.4f}".format))
     if args.base in runs:
         base = seed_averaged(runs[args.base], args.metric)
-        print(f"\nper-user {args.metric} difference vs {args.base} (mean over seeds; Wilcoxon, uncorrected):")
+        print(f"\nper-user {args.metric} difference vs {args.base} (mean over seeds; paired randomization test, uncorrected):")
         for label, seeds in runs.items():
             if label != args.base:
                 result = paired_comparison(seed_averaged(seeds, args.metric), base)
-                print(f"  {label:28} {result.mean_difference:+.4f}  p={result.wilcoxon_p:.3g}  (n={result.users})")
+                print(f"  {label:28} {result.mean_difference:+.4f}  p={result.randomization_p:.3g}  (n={result.users})")
     return 0
 
 

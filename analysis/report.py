@@ -11,8 +11,10 @@ first. Nothing is typed by hand: every cell is computed here from the stored per
 A cell is the mean over test users of each user's metric averaged over seeds, with a bootstrap 95%
 CI over users. Each variant is compared with its base model (the plain backbone it extends; the
 popularity baselines have none), and the distilled model with each of its controls, by paired
-per-user tests over the seeds both sides finished; the marks use Holm–Bonferroni adjusted Wilcoxon
-p-values across all comparisons of the table (* p < 0.05, ** p < 0.01).
+per-user tests over the seeds both sides finished (`analysis/stats.py`): the paired randomization test
+(the marks: * p < 0.05, ** p < 0.01) and TOST equivalence within the claims' margin, each Holm–Bonferroni
+adjusted across the table's comparisons of one metric, give every comparison one verdict: better,
+worse, equivalent or inconclusive.
 """
 
 from __future__ import annotations
@@ -28,24 +30,32 @@ import numpy as np
 import pandas as pd
 from mlflow.tracking import MlflowClient
 
-from analysis.claims import claims_lines, load_claims
+from analysis.claims import claims_lines, equivalence_margin, load_claims, smallest_claimed_gain
 from analysis.figures import PRIMARY, suite_figures
-from analysis.stats import PairedResult, holm, mean_ci, paired_comparison, seed_test, user_means
+from analysis.stats import (
+    ALPHA,
+    PairedResult,
+    holm,
+    mean_ci,
+    paired_comparison,
+    reversed_verdict,
+    seed_test,
+    user_means,
+    verdict,
+)
 from benchmark import paths
 from benchmark.cli import run_command
 from benchmark.records import KIND_FINAL, KIND_TRIAL, TRIAL_SECONDS_METRIC, RunRecord, Variant
+from benchmark.stores import check_tracking_uri
 from benchmark.suite import load_suite
 from benchmark.tracking import PER_USER_ARTIFACT, RECORD_ARTIFACT, default_tracking_uri
 
 HEADLINE_SUITE = "full"
-# The smallest gain the seed paper reports (SASRec on Amazon Beauty, NDCG@10 +4.9%): a comparison whose 95%
-# CI half-width exceeds this share of its reference's mean cannot tell such a gain from none.
-CLAIMED_RELATIVE_GAIN = 0.049
 LEAKY_MARK = "†"
 EXTRA_EVALUATION = "; evaluation "  # how a table of an extra evaluation names it in its split label
 METRICS = [f"{name}@{k}" for name in ("ndcg", "hr", "mrr") for k in (5, 10, 20)]
 COMPARISON_COLUMNS = ["model", "reference", "kind", "metric", "seeds", *PairedResult.__dataclass_fields__, "seed_t_test_p",
-                      "relative_gain", "reference_mean"]
+                      "relative_gain", "reference_mean", "relative_margin"]
 
 
 @dataclass(frozen=True)
@@ -145,8 +155,10 @@ def method_of(label: str, variants: dict[str, Variant]) -> str | None:
     return originals[0] if len(originals) == 1 and not mine.is_method else None
 
 
-def table_rows(runs: list[FinalRun], order: list[str]) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """(one row per model with every metric's mean and CI, one row per comparison) for one table."""
+def table_rows(runs: list[FinalRun], order: list[str], margin_override: float | None = None
+               ) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(one row per model with every metric's mean and CI, one row per comparison with its verdict) for one
+    table; equivalence margins come from the claims unless `margin_override` (a suite's) is given."""
     by_label: dict[str, list[FinalRun]] = {}
     for run in runs:
         by_label.setdefault(run.label, []).append(run)
@@ -178,17 +190,28 @@ def table_rows(runs: list[FinalRun], order: list[str]) -> tuple[pd.DataFrame, pd
             if reference is None:
                 continue
             mine, theirs = paired_seeds(by_label[label], by_label[reference])
+            margin = equivalence_margin(load_claims(), variants[label].backbone, margin_override)
             for metric in metrics:
                 theirs_mean = user_means([r.per_user[metric] for r in theirs])
-                result = paired_comparison(user_means([r.per_user[metric] for r in mine]), theirs_mean)
+                result = paired_comparison(user_means([r.per_user[metric] for r in mine]), theirs_mean, margin)
                 seed_p = seed_test([r.record.test[metric] for r in mine], [r.record.test[metric] for r in theirs])
                 comparisons.append({"model": label, "reference": reference, "kind": kind, "metric": metric,
                                     "seeds": len(mine), **result.as_dict(), "seed_t_test_p": seed_p,
                                     "relative_gain": result.mean_difference / theirs_mean.mean()
-                                    if theirs_mean.mean() else float("nan"), "reference_mean": theirs_mean.mean()})
-    compared = pd.DataFrame(comparisons, columns=COMPARISON_COLUMNS)
-    compared["wilcoxon_p_holm"] = holm(compared["wilcoxon_p"].to_numpy())
-    return summary, compared
+                                    if theirs_mean.mean() else float("nan"), "reference_mean": theirs_mean.mean(),
+                                    "relative_margin": margin})
+    return summary, with_verdicts(pd.DataFrame(comparisons, columns=COMPARISON_COLUMNS))
+
+
+def with_verdicts(compared: pd.DataFrame) -> pd.DataFrame:
+    """The comparisons with Holm-adjusted randomization and equivalence p-values (one family per metric:
+    the table's comparisons in that metric's column) and each comparison's verdict."""
+    compared = compared.copy()
+    for column in ("randomization_p", "equivalence_p"):
+        compared[f"{column}_holm"] = compared.groupby("metric")[column].transform(lambda p: holm(p.to_numpy()))
+    compared["verdict"] = [verdict(row.mean_difference, row.randomization_p_holm, row.equivalence_p_holm)
+                           for row in compared.itertuples()]
+    return compared
 
 
 def _seed(run: FinalRun) -> int:
@@ -204,7 +227,7 @@ def paired_seeds(runs: list[FinalRun], references: list[FinalRun]) -> tuple[list
 
 
 def _mark(p: float) -> str:
-    return "**" if p < 0.01 else "*" if p < 0.05 else ""
+    return "**" if p < 0.01 else "*" if p < ALPHA else ""
 
 
 def _seed_p(p: float) -> str:
@@ -228,7 +251,7 @@ def main_table(summary: pd.DataFrame, compared: pd.DataFrame) -> str:
         for metric in metrics:
             mark = ""
             if (label, metric) in base_tests.index:
-                mark = _mark(base_tests.loc[(label, metric), "wilcoxon_p_holm"])
+                mark = _mark(base_tests.loc[(label, metric), "randomization_p_holm"])
             cells.append(f"{row[metric]:.4f}{mark}")
         lines.append(f"| {shown(label, row)} | {int(row['seeds'])} | " + " | ".join(cells) + " |")
     if summary["leaky"].any():
@@ -245,29 +268,40 @@ def shown(label: str, row: pd.Series) -> str:
 def detail_table(summary: pd.DataFrame, compared: pd.DataFrame) -> list[str]:
     """The primary metric with CIs, every paired comparison and its power, one line each."""
     detail = ["", f"{PRIMARY.upper()} in detail (CI: bootstrap 95% over users; Δ: paired per-user difference "
-                  "with its CI; d: Cohen's d_z; p: Wilcoxon, Holm-adjusted across this table; seed p: paired "
-                  "t-test across seed means):", "",
-              "| model | mean [95% CI] | ± seed std | vs | Δ [95% CI] | gain | d | p (Holm) | t-test p | seed p | MDE |",
-              "|---|---|---|---|---|---|---|---|---|---|---|"]
+                  "with its CI; d: Cohen's d_z; p: paired randomization test, Holm-adjusted across this table's "
+                  f"{PRIMARY.upper()} comparisons; t-test p: paired t-test, unadjusted; seed p: paired t-test across "
+                  "seed means; verdict: better or worse where p (Holm) < 0.05, else equivalent where the TOST "
+                  "equivalence test within ±margin (Holm-adjusted alike) says so, else inconclusive):", "",
+              "| model | mean [95% CI] | ± seed std | vs | Δ [95% CI] | gain | d | p (Holm) | t-test p | seed p | MDE "
+              "| verdict |",
+              "|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for label, row in summary.iterrows():
         head = (f"| {shown(label, row)} | {row[PRIMARY]:.4f} [{row[f'{PRIMARY} ci_low']:.4f}, {row[f'{PRIMARY} ci_high']:.4f}] "
                 f"| {row[f'{PRIMARY} seed_std']:.4f} ")
         tests = compared[(compared["model"] == label) & (compared["metric"] == PRIMARY)]
         if tests.empty:
-            detail.append(head + "| | | | | | | | |")
+            detail.append(head + "| | | | | | | | | |")
         for _, test in tests.iterrows():
             fewer = test["seeds"] < max(row["seeds"], summary.loc[test["reference"], "seeds"])
             paired = f" ({test['seeds']} paired seeds)" if fewer else ""
             detail.append(head + f"| {test['reference']}{paired} | {test['mean_difference']:+.4f} "
                                  f"[{test['ci_low']:+.4f}, {test['ci_high']:+.4f}] | {test['relative_gain']:+.1%} "
-                                 f"| {test['effect_size']:+.2f} | {test['wilcoxon_p_holm']:.3g}{_mark(test['wilcoxon_p_holm'])} "
-                                 f"| {test['t_test_p']:.3g} | {_seed_p(test['seed_t_test_p'])} | {_power(test)} |")
+                                 f"| {test['effect_size']:+.2f} | {test['randomization_p_holm']:.3g}"
+                                 f"{_mark(test['randomization_p_holm'])} | {test['t_test_p']:.3g} "
+                                 f"| {_seed_p(test['seed_t_test_p'])} | {_power(test)} | {verdict_text(test)} |")
     return detail
 
 
+def verdict_text(test: pd.Series, reverse: bool = False) -> str:
+    """A comparison's verdict in words, with the margin an `equivalent` holds within; `reverse` reads it
+    the other way round (reference against model)."""
+    word = reversed_verdict(test["verdict"]) if reverse else test["verdict"]
+    return f"{word} within ±{test['relative_margin']:.1%}" if word == "equivalent" else word
+
+
 def underpowered(test: pd.Series) -> bool:
-    """Whether a comparison's 95% CI is too wide to tell the paper's claimed gain from no gain."""
-    return bool((test["ci_high"] - test["ci_low"]) / 2 > CLAIMED_RELATIVE_GAIN * abs(test["reference_mean"]))
+    """Whether a comparison's 95% CI is too wide to tell the paper's smallest claimed gain from no gain."""
+    return bool((test["ci_high"] - test["ci_low"]) / 2 > smallest_claimed_gain(load_claims()) * abs(test["reference_mean"]))
 
 
 def _power(test: pd.Series) -> str:
@@ -286,7 +320,7 @@ def power_note(compared: pd.DataFrame) -> str:
     return (f"Power: over {int(tests['users'].median())} test users, the minimum detectable {PRIMARY.upper()} "
             f"difference (80% power, two-sided α = 0.05, from the observed per-user differences; MDE column) is "
             f"{mde:.4f} at the median, {relative:.1%} of the reference's mean; the paper's smallest claimed gain is "
-            f"+{CLAIMED_RELATIVE_GAIN:.1%}. {weak} of {len(tests)} comparisons are underpowered (95% CI half-width "
+            f"+{smallest_claimed_gain(load_claims()):.1%}. {weak} of {len(tests)} comparisons are underpowered (95% CI half-width "
             f"above that gain).")
 
 
@@ -328,20 +362,21 @@ def protocol(runs: list[FinalRun], suite: str, tuning: tuple[int, float]) -> lis
     ]
 
 
-def write_report(runs: list[FinalRun], suite: str, output: Path, order: list[str], tuning: tuple[int, float]
-                 ) -> dict[tuple[str, str], tuple]:
+def write_report(runs: list[FinalRun], suite: str, output: Path, order: list[str], tuning: tuple[int, float],
+                 margin_override: float | None = None) -> dict[tuple[str, str], tuple]:
     """Write leaderboard-SUITE.md/.csv/.tex and return the tables per (dataset, split); `tuning` =
-    (trials run, hours) for the protocol."""
+    (trials run, hours) for the protocol; `margin_override`: the suite's equivalence margin, if it sets one."""
     output.mkdir(parents=True, exist_ok=True)
     groups: dict[tuple[str, str], list[FinalRun]] = {}
     extra_names = sorted({name for run in runs for name in run.record.test_extra})
     for run in runs + [seen for name in extra_names for seen in extra_evaluation_runs(runs, name)]:
         groups.setdefault(run.group, []).append(run)
-    tables = {group: table_rows(members, order) for group, members in sorted(groups.items())}
+    tables = {group: table_rows(members, order, margin_override) for group, members in sorted(groups.items())}
     markdown = [f"# Leaderboard: suite `{suite}`", "",
                 "Generated by `python -m analysis.report` from the runs in the MLflow tracking store; do not "
-                "edit by hand. Cells: mean over test users of the seed-averaged metric; * / ** : Holm-adjusted "
-                "Wilcoxon p < 0.05 / 0.01 against the base model (the plain backbone a variant extends).", "",
+                "edit by hand. Cells: mean over test users of the seed-averaged metric; * / ** : paired "
+                "randomization test, Holm-adjusted across the table's comparisons in that metric, p < 0.05 / 0.01 "
+                "against the base model (the plain backbone a variant extends).", "",
                 "## Protocol", "", *protocol(runs, suite, tuning), ""]
     long_rows, latex = [], []
     comparison_tables: dict[str, list[pd.DataFrame]] = {}
@@ -351,11 +386,13 @@ def write_report(runs: list[FinalRun], suite: str, output: Path, order: list[str
             markdown += claims_lines(load_claims(), suite, dataset, compared)
         controls = compared[compared["kind"] == "method"]
         if not controls.empty:
-            markdown += [f"Distilled model vs its controls ({PRIMARY}; positive Δ = the LLM profiles help):", "",
-                         "| control | method | Δ method − control [95% CI] | p (Holm) |", "|---|---|---|---|"]
+            markdown += [f"Distilled model vs its controls ({PRIMARY}; positive Δ = the LLM profiles help; verdict: "
+                         "the method against the control):", "",
+                         "| control | method | Δ method − control [95% CI] | p (Holm) | verdict |", "|---|---|---|---|---|"]
             for _, test in controls[controls["metric"] == PRIMARY].iterrows():
                 markdown.append(f"| {test['model']} | {test['reference']} | {-test['mean_difference']:+.4f} "
-                                f"[{-test['ci_high']:+.4f}, {-test['ci_low']:+.4f}] | {test['wilcoxon_p_holm']:.3g} |")
+                                f"[{-test['ci_high']:+.4f}, {-test['ci_low']:+.4f}] | {test['randomization_p_holm']:.3g} "
+                                f"| {verdict_text(test, reverse=True)} |")
             markdown.append("")
         for label, row in summary.iterrows():
             for metric in (m for m in METRICS if m in summary.columns):
@@ -424,20 +461,24 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--cache-dir")
     parser.add_argument("--output", help="folder for leaderboard-SUITE.* and figures/ (default: results/ for the "
                         f"published suites {', '.join(paths.PUBLISHED_SUITES)}, else <cache-dir>/reports/SUITE)")
+    parser.add_argument("-v", "--verbose", action="store_true", help="show libraries' INFO logs and download bars")
     parser.add_argument("--readme", type=Path, help="also refresh this README's <!-- leaderboard:SUITE --> block")
     args = parser.parse_args(argv)
-    return run_command(lambda: _run(args))
+    return run_command(lambda: _run(args), args.verbose)
 
 
 def _run(args: argparse.Namespace) -> int:
+    if args.tracking_uri is not None:
+        check_tracking_uri(args.tracking_uri)
     uri = args.tracking_uri or default_tracking_uri(args.cache_dir)
     runs = load_final_runs(uri, args.suite)
     try:
-        order = [m.display for m in load_suite(args.suite).models]
+        suite = load_suite(args.suite)
+        order, margin = [m.display for m in suite.models], suite.equivalence_margin
     except ValueError:  # a suite no longer shipped: the report orders its models by label
-        order = []
+        order, margin = [], None
     output = Path(args.output) if args.output else paths.report_dir(args.suite, args.cache_dir)
-    tables = write_report(runs, args.suite, output, order, tuning_effort(uri, args.suite, studies_of(runs)))
+    tables = write_report(runs, args.suite, output, order, tuning_effort(uri, args.suite, studies_of(runs)), margin)
     for path in suite_figures(tables, runs, uri, args.suite, output / "figures"):
         print(f"wrote {path}")
     print(f"wrote {output}/leaderboard-{args.suite}.md, .csv, .tex and leaderboard.md ({len(runs)} runs)")

@@ -1,15 +1,24 @@
 """Paired statistics on per-user test metrics: the numbers behind every comparison in the leaderboard.
 
-Two models evaluated on the same test users give paired observations. For each comparison we report
-the mean per-user difference with a bootstrap 95% confidence interval, the effect size (Cohen's d_z:
-mean difference over the standard deviation of the differences), the Wilcoxon signed-rank and the
-paired t-test p-values, and, across the comparisons of one table, Holm–Bonferroni adjusted p-values.
-Seeds are handled by averaging each user's metric over seeds first (the user is the unit); the seed
-means get their own paired t-test across seeds. Every comparison also states its power: the minimum
-detectable effect (MDE), the smallest true mean difference a two-sided test at alpha = 0.05 detects with
-80% power given the spread of the per-user differences actually observed and the number of users
-(normal approximation: (z_0.975 + z_0.8) * sd / sqrt(n)). A comparison whose MDE exceeds the effect it
-is meant to find cannot confirm or refute that effect.
+Two models evaluated on the same test users give paired observations; the leaderboard's metrics are
+means over users, so every test here is a test of the mean per-user difference:
+
+- the primary test is the paired randomization (sign-flip) test: under "no difference" each user's
+  difference is as likely to have either sign, so the observed mean is compared with the means of
+  randomly sign-flipped differences. Studies of significance testing in IR evaluation (Smucker, Allan &
+  Carterette, CIKM 2007; Urbano, Lima & Hanjalic, SIGIR 2019) recommend it (or the t-test) for mean
+  metrics. The Wilcoxon signed-rank test is not used: it tests a pseudo-median, and with most users'
+  difference exactly 0 (a miss for both models) its zero handling decides the answer;
+- the paired t-test's p-value is reported beside it, and the seed means get their own paired t-test;
+- equivalence is the two one-sided t-tests (TOST) against a margin ±m: both "mean ≤ −m" and
+  "mean ≥ +m" rejected means the difference lies within ±m;
+- the mean difference has a percentile bootstrap 95% CI, the effect size is Cohen's d_z (mean over the
+  standard deviation of the differences), and Holm–Bonferroni adjusts p-values across a family.
+
+Seeds are handled by averaging each user's metric over seeds first (the user is the unit). Every
+comparison also states its power: the minimum detectable effect (MDE), the smallest true mean
+difference a two-sided test at alpha = 0.05 detects with 80% power given the observed spread of the
+per-user differences and the number of users (normal approximation: (z_0.975 + z_0.8) * sd / sqrt(n)).
 """
 
 from __future__ import annotations
@@ -20,20 +29,29 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
+ALPHA = 0.05
 BOOTSTRAP_RESAMPLES = 5000
+# Sign flips of the randomization test: p-values down to 1e-4 rest on ~10 exceedances.
+RANDOMIZATION_RESAMPLES = 100_000
+_FLIP_BLOCK_VALUES = 4_000_000  # sign flips drawn per block (bounds the memory of one block to ~32 MB)
+
+VERDICTS = ("better", "worse", "equivalent", "inconclusive")
 
 
 @dataclass(frozen=True)
 class PairedResult:
-    """One paired comparison a - b on the users both cover."""
+    """One paired comparison a - b on the users both cover; `margin` is the absolute equivalence margin
+    the `equivalence_p` (TOST) was computed against."""
 
     users: int
     mean_difference: float
     ci_low: float
     ci_high: float
     effect_size: float
-    wilcoxon_p: float
+    randomization_p: float
     t_test_p: float
+    margin: float
+    equivalence_p: float
     mde: float
 
     def as_dict(self) -> dict[str, float]:
@@ -51,25 +69,86 @@ def mean_ci(values: np.ndarray, seed: int = 0, level: float = 0.95) -> tuple[flo
     return float(result.confidence_interval.low), float(result.confidence_interval.high)
 
 
-def paired_comparison(a: pd.Series, b: pd.Series, seed: int = 0) -> PairedResult:
-    """Compare per-user metrics `a` and `b` (indexed by user) on their common users."""
+def randomization_p(differences: np.ndarray, resamples: int = RANDOMIZATION_RESAMPLES, seed: int = 0) -> float:
+    """Two-sided p-value of the paired randomization test of "mean difference = 0": the share of random
+    sign flips of the per-user differences whose mean is at least as far from 0 as the observed one.
+
+    Exact (every flip enumerated) when there are at most `resamples` flips, else Monte Carlo with the
+    observed flip counted, p = (1 + exceedances) / (1 + resamples). Zero differences cannot change sign,
+    so only the nonzero ones are flipped: the same test as `scipy.stats.permutation_test(...,
+    permutation_type="samples")` on the mean, which took ~6x longer on the same 1e5 flips of 460 nonzero
+    differences (2.2 s against 0.35 s, measured here) before counting the zeros it would flip as well."""
+    nonzero = np.asarray(differences, dtype=float)
+    nonzero = nonzero[nonzero != 0]
+    if len(nonzero) == 0:
+        return 1.0
+    observed = abs(nonzero.sum())
+    tolerance = 1e-9 * np.abs(nonzero).sum()  # sums of the same terms in another order may differ in the last bits
+    if 2 ** len(nonzero) <= resamples:
+        flips = (np.arange(2 ** len(nonzero))[:, None] >> np.arange(len(nonzero))) & 1
+        return float(np.mean(np.abs((1 - 2 * flips) @ nonzero) >= observed - tolerance))
+    rng = np.random.default_rng(seed)
+    block = max(1, _FLIP_BLOCK_VALUES // len(nonzero))
+    exceedances = 0
+    for start in range(0, resamples, block):
+        flips = rng.random((min(block, resamples - start), len(nonzero))) < 0.5
+        exceedances += int(np.count_nonzero(np.abs(np.where(flips, -nonzero, nonzero).sum(axis=1))
+                                            >= observed - tolerance))
+    return (1 + exceedances) / (1 + resamples)
+
+
+def equivalence_p(differences: np.ndarray, margin: float) -> float:
+    """p-value of the two one-sided t-tests (TOST) that the mean difference lies within ±`margin`: the
+    larger of the p-values of "mean ≤ −margin" and "mean ≥ +margin". Below alpha means equivalent within
+    the margin (equivalently: the (1 − 2·alpha) CI of the mean lies inside ±margin)."""
+    differences = np.asarray(differences, dtype=float)
+    if not margin > 0:
+        return 1.0
+    if np.all(differences == differences[0]):  # no spread: the mean is known exactly
+        return 0.0 if abs(differences[0]) < margin else 1.0
+    above_lower = stats.ttest_1samp(differences, -margin, alternative="greater").pvalue
+    below_upper = stats.ttest_1samp(differences, margin, alternative="less").pvalue
+    return float(max(above_lower, below_upper))
+
+
+def paired_comparison(a: pd.Series, b: pd.Series, relative_margin: float = 0.0, seed: int = 0,
+                      resamples: int = RANDOMIZATION_RESAMPLES) -> PairedResult:
+    """Compare per-user metrics `a` and `b` (indexed by user) on their common users; equivalence is
+    tested within ±`relative_margin` of `b`'s mean (the reference's)."""
     x, y = a.align(b, join="inner")
     differences = (x - y).to_numpy(dtype=float)
     if len(differences) == 0:
         raise ValueError("paired comparison: the two runs share no test user")
+    margin = float(relative_margin * abs(y.mean()))
     if not differences.any():
-        return PairedResult(len(differences), 0.0, 0.0, 0.0, 0.0, 1.0, 1.0, 0.0)
+        return PairedResult(len(differences), 0.0, 0.0, 0.0, 0.0, 1.0, 1.0, margin,
+                            equivalence_p(differences, margin), 0.0)
     low, high = mean_ci(differences, seed)
     spread = differences.std(ddof=1)
     return PairedResult(
-        mde=minimum_detectable_effect(spread, len(differences)),
         users=len(differences), mean_difference=float(differences.mean()), ci_low=low, ci_high=high,
         effect_size=float(differences.mean() / spread) if spread > 0 else float("inf") * np.sign(differences.mean()),
-        wilcoxon_p=float(stats.wilcoxon(differences, zero_method="zsplit").pvalue),
-        t_test_p=float(stats.ttest_1samp(differences, 0.0).pvalue))
+        randomization_p=randomization_p(differences, resamples, seed),
+        t_test_p=float(stats.ttest_1samp(differences, 0.0).pvalue),
+        margin=margin, equivalence_p=equivalence_p(differences, margin),
+        mde=minimum_detectable_effect(spread, len(differences)))
 
 
-def minimum_detectable_effect(spread: float, users: int, alpha: float = 0.05, power: float = 0.8) -> float:
+def verdict(mean_difference: float, difference_p: float, equivalence_p: float, alpha: float = ALPHA) -> str:
+    """What a comparison may say (p-values already adjusted for their family): `better` or `worse` only
+    when the primary test rejects "no difference", `equivalent` only when TOST rejects "outside the
+    margin", else `inconclusive`."""
+    if difference_p < alpha:
+        return "better" if mean_difference > 0 else "worse"
+    return "equivalent" if equivalence_p < alpha else "inconclusive"
+
+
+def reversed_verdict(word: str) -> str:
+    """The verdict of the same comparison read the other way round (b against a)."""
+    return {"better": "worse", "worse": "better"}.get(word, word)
+
+
+def minimum_detectable_effect(spread: float, users: int, alpha: float = ALPHA, power: float = 0.8) -> float:
     """The smallest true mean paired difference that a two-sided test at `alpha` detects with probability
     `power`, for per-user differences with standard deviation `spread` over `users` users."""
     if users < 2:
@@ -78,7 +157,7 @@ def minimum_detectable_effect(spread: float, users: int, alpha: float = 0.05, po
 
 
 def holm(p_values: np.ndarray | list[float]) -> np.ndarray:
-    """Holm–Bonferroni adjusted p-values (family-wise error control across one table's comparisons)."""
+    """Holm–Bonferroni adjusted p-values (family-wise error control across one family of comparisons)."""
     p = np.asarray(p_values, dtype=float)
     order = np.argsort(p)
     scaled = (len(p) - np.arange(len(p))) * p[order]

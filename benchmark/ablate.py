@@ -84,7 +84,7 @@ def ablation_suite(suite: Suite, method_label: str, control: str, value: Any = N
 
 
 def comparison(records: list[tuple[RunRecord, pd.DataFrame]], method: str, control: str, metric: str) -> pd.DataFrame:
-    """Per dataset and split target: seed mean ± std of both, and the paired per-user test (Wilcoxon)."""
+    """Per dataset and split target: seed mean ± std of both, and the paired per-user randomization test."""
     rows = []
     groups: dict[tuple[str, str], dict[str, dict[int, tuple[RunRecord, pd.DataFrame]]]] = {}
     for record, per_user in records:
@@ -97,7 +97,7 @@ def comparison(records: list[tuple[RunRecord, pd.DataFrame]], method: str, contr
         test = paired_comparison(seed_averaged(runs[method], metric), seed_averaged(runs[control], metric))
         rows.append({"dataset": dataset, "target": target, f"{method}": f"{seeds[method].mean():.4f} ± {seeds[method].std():.4f}",
                      f"{control}": f"{seeds[control].mean():.4f} ± {seeds[control].std():.4f}",
-                     "difference": test.mean_difference, "wilcoxon_p": test.wilcoxon_p, "users": test.users,
+                     "difference": test.mean_difference, "randomization_p": test.randomization_p, "users": test.users,
                      "seeds": len(seeds[method])})
     return pd.DataFrame(rows)
 
@@ -115,7 +115,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--dry-run", action="store_true", help="list the runs and tuning this would do, and stop")
     add_common_arguments(parser)
     args = parser.parse_args(argv)
-    return run_command(lambda: _run(args))
+    return run_command(lambda: _run(args), args.verbose)
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -131,7 +131,7 @@ def _run(args: argparse.Namespace) -> int:
     executor = SuiteExecutor(plan)
     executor.run()
     table = comparison(executor.records, args.method, control, args.metric)
-    print(f"\n{args.metric}: {args.method} vs {control} (seed mean ± std; paired per-user Wilcoxon on seed-averaged "
+    print(f"\n{args.metric}: {args.method} vs {control} (seed mean ± std; paired per-user randomization test on seed-averaged "
           f"metrics, uncorrected; difference = method - control)")
     print_table(table)
     return 0

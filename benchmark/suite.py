@@ -226,6 +226,8 @@ class Suite(_Strict):
     models: list[ModelEntry] = Field(min_length=1)
     seeds: list[int] = Field([0], min_length=1)
     tuning: TuningConfig = TuningConfig()
+    # relative margin of the report's equivalence tests (None: derived from analysis/claims.yaml)
+    equivalence_margin: float | None = Field(None, gt=0, lt=1)
 
     @model_validator(mode="after")
     def _consistent(self) -> Suite:

@@ -526,7 +526,7 @@ def test_ablation_reuses_the_method_and_prints_the_paired_comparison(tmp_path, p
     _, args = workspace(tmp_path, profile_cache, name="ablated", trials=2)
     assert ablate_cli(["--control", "no_beta", "--method", "sasrec-kd", *args]) == 0
     output = capsys.readouterr().out
-    assert "sasrec-kd vs sasrec-kd-no_beta" in output and "wilcoxon_p" in output
+    assert "sasrec-kd vs sasrec-kd-no_beta" in output and "randomization_p" in output
     runs = {(r.label, r.seed): r for r in records(tmp_path / "runs")}
     assert set(runs) == {(label, seed) for label in ("sasrec-kd", "sasrec-kd-no_beta") for seed in (0, 1)}
     method, control = runs["sasrec-kd", 0].spec.params, runs["sasrec-kd-no_beta", 0].spec.params

@@ -81,7 +81,7 @@ def test_leaky_rows_are_marked_in_the_leaderboard():
 
     summary = pd.DataFrame({"seeds": [1, 1], "leaky": [False, True], "ndcg@10": [0.1, 0.3]},
                            index=pd.Index(["sasrec-kd", "sasrec-kd-oracle"]))
-    table = main_table(summary, pd.DataFrame(columns=["model", "metric", "kind", "wilcoxon_p_holm"]))
+    table = main_table(summary, pd.DataFrame(columns=["model", "metric", "kind", "randomization_p_holm"]))
     assert "| sasrec-kd | 1 |" in table and "| sasrec-kd-oracle † | 1 |" in table and "† leaky" in table
 
 
