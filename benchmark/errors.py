@@ -12,9 +12,20 @@ class DataError(ValueError):
     """
 
 
+SHOWN_VALUE_CHARACTERS = 60  # a quoted value longer than this is cut: the message names the field, not the document
+
+
 def describe_validation_error(error: ValidationError) -> str:
-    """One line per problem: the dotted key path, what is wrong, and the value that was given."""
+    """The problems joined on one line: each one's dotted key path, what is wrong and, unless the field is
+    missing, the value that was given (cut to a readable length)."""
     return "; ".join(
-        f"{'.'.join(map(str, issue['loc'])) or '(top level)'}: {issue['msg']} (got {issue.get('input')!r})"
+        f"{'.'.join(map(str, issue['loc'])) or '(top level)'}: {issue['msg']}"
+        + ("" if issue["type"] == "missing" else f" (got {shown_value(issue.get('input'))})")
         for issue in error.errors()
     )
+
+
+def shown_value(value: object) -> str:
+    """A value as an error message quotes it: its repr, cut after `SHOWN_VALUE_CHARACTERS` characters."""
+    text = repr(value)
+    return text if len(text) <= SHOWN_VALUE_CHARACTERS else f"{text[:SHOWN_VALUE_CHARACTERS - 3]}..."

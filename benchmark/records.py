@@ -16,6 +16,7 @@ from typing import Any
 import pandas as pd
 
 import benchmark
+from benchmark.errors import DataError
 from benchmark.files import atomic_output
 from benchmark.registry import MODELS, canonical_name
 from benchmark.split import SplitConfig
@@ -238,8 +239,19 @@ def write_record(path: Path, record: RunRecord) -> None:
 
 
 def read_record(path: Path, cached: bool = False) -> RunRecord:
-    """The record stored at `path`."""
-    return RunRecord.from_json(json.loads(path.read_text()), cached)
+    """The record stored at `path`; a truncated or hand-edited one (unreadable JSON, missing fields, a
+    configuration that no longer hashes to its key or to the key in its file name) is a `DataError`
+    naming the file, so that it is neither counted nor silently trained again."""
+    try:
+        record = RunRecord.from_json(json.loads(path.read_text()), cached)
+    except (ValueError, KeyError, TypeError) as error:
+        reason = f"missing field {error}" if isinstance(error, KeyError) else str(error).splitlines()[0]
+        raise DataError(f"{path}: corrupt run record ({reason}); restore it (git checkout) or delete it to "
+                        "train the run again") from None
+    if not path.stem.endswith(f"-{record.key}"):
+        raise DataError(f"{path}: corrupt run record (its content is run {record.key}, its name says otherwise); "
+                        "restore it (git checkout) or delete it to train the run again")
+    return record
 
 
 def read_per_user(path: Path, record: RunRecord) -> pd.DataFrame:

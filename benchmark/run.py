@@ -22,10 +22,11 @@ from typing import Any
 
 import pandas as pd
 
-from benchmark.cli import run_command
+from benchmark.cli import readable_duration, run_command
 from benchmark.errors import DataError
 from benchmark.estimates import Estimates
-from benchmark.records import RunRecord
+from benchmark.records import RunRecord, read_record
+from benchmark.stores import check_storage, check_tracking_uri
 from benchmark.suite import load_suite
 from benchmark.suite_executor import SuiteExecutor
 from benchmark.suite_plan import RunOptions, SuitePlan, parse_only
@@ -58,20 +59,28 @@ def plan_table(plan: SuitePlan) -> pd.DataFrame:
                 status += f", one paused after {paused[0]} epochs"
             seconds = estimates.trials_left(stage, study.entry, left, paused)
             rows.append(where | {"model": study.entry.display, "seed": "-", "what": f"tuning {study.name}",
-                                 "status": status, "estimate_min": None if seconds is None else round(seconds / 60, 1)})
+                                 "status": status, "estimate_s": seconds})
         for final in work.finals:
             progress = None
             if final.spec is None:
                 status, what = "after tuning", "final run"
             else:
-                status = "done" if plan.record_path(final.spec).is_file() else "to do"
+                status = "done" if recorded(plan.record_path(final.spec)) else "to do"
                 if status == "to do" and (progress := checkpoint_progress(plan.checkpoint_path(final.spec))):
                     status = f"paused after {progress[0]} epochs"
                 what = f"final run {final.spec.key}"
             estimate = estimates.final_run_left(stage, final.entry, progress) if status != "done" else 0.0
             rows.append(where | {"model": final.entry.display, "seed": final.seed, "what": what, "status": status,
-                                 "estimate_min": None if estimate is None else round(estimate / 60, 1)})
+                                 "estimate_s": estimate})
     return pd.DataFrame(rows)
+
+
+def recorded(path: Path) -> bool:
+    """Whether a final run's record is there, read in full: a corrupt one is an error, not "done"."""
+    if not path.is_file():
+        return False
+    read_record(path)
+    return True
 
 
 def add_common_arguments(parser: argparse.ArgumentParser) -> None:
@@ -86,15 +95,20 @@ def add_common_arguments(parser: argparse.ArgumentParser) -> None:
                         "'none': records only, logged later by `python -m benchmark.tracking import`")
     parser.add_argument("--storage", help="Optuna storage URL, e.g. postgresql://user:pw@host/db "
                                           "(default: sqlite:///<cache-dir>/optuna/studies.db)")
+    parser.add_argument("-v", "--verbose", action="store_true", help="show libraries' INFO logs (MLflow, Optuna...)")
     parser.add_argument("--device", default="auto", help="where models train and score: auto (the GPU if torch "
                                                          "sees one, else the CPU), cpu, cuda or cuda:N")
 
 
 def options_from(args: argparse.Namespace, **extra: Any) -> RunOptions:
     """RunOptions from parsed common arguments; a `--data-dir` that is not a folder is an error (rather
-    than a silent download)."""
+    than a silent download), and so is a tracking URI or storage that cannot be opened (before any work)."""
     if args.data_dir is not None and not Path(args.data_dir).is_dir():
         raise DataError(f"--data-dir {args.data_dir}: no such folder")
+    if args.tracking_uri is not None:
+        check_tracking_uri(args.tracking_uri)
+    if args.storage is not None:
+        check_storage(args.storage)
     return RunOptions(data_dir=args.data_dir, cache_dir=args.cache_dir,
                       output=Path(args.output) if args.output else None, only=parse_only(args.only),
                       tracking_uri=args.tracking_uri, storage=args.storage, device=resolve_device(args.device),
@@ -121,7 +135,7 @@ def main(argv: list[str] | None = None) -> int:
                         "the Optuna --storage (PostgreSQL for several machines; give each worker its --worker)")
     parser.add_argument("--worker", type=int, default=0, help="this worker's number (distinct per worker)")
     args = parser.parse_args(argv)
-    return run_command(lambda: _run(args))
+    return run_command(lambda: _run(args), args.verbose)
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -137,9 +151,10 @@ def _run(args: argparse.Namespace) -> int:
         known = [item["estimate_s"] for item in executor.left if item["estimate_s"] is not None]
         counts = pd.Series([item["work"] for item in executor.left]).value_counts(sort=False)
         print(f"\nbudget: left for a later call: {', '.join(f'{work} × {n}' for work, n in counts.items())} "
-              f"(estimated {sum(known) / 3600:.1f} h for {len(known)} of them; the others wait for work above or "
+              f"(estimated {readable_duration(sum(known))} for {len(known)} of them; the others wait for work above or "
               "have nothing recorded to estimate from):")
-        print_table(pd.DataFrame(executor.left))
+        left = pd.DataFrame(executor.left)
+        print_table(left.assign(estimate_s=left["estimate_s"].map(readable_duration)).rename(columns={"estimate_s": "estimate"}))
     print(f"\n{len(records)} runs ({sum(r.cached for r in records)} already recorded before this command); "
           f"records in {plan.output}")
     if executor.tracker is None:
@@ -152,8 +167,10 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def print_plan(table: pd.DataFrame) -> None:
-    """Print a dry run's plan, its totals and the estimated time of what is left, per dataset."""
-    print_table(table)
+    """Print a dry run's plan (estimates in readable units), its totals and the estimated time of what is
+    left, per dataset."""
+    shown = table.assign(estimate=table["estimate_s"].map(lambda s: "-" if s == 0 else readable_duration(s)))
+    print_table(shown.drop(columns="estimate_s") if len(table) else table)
     finals = table[table["what"].str.startswith("final")] if len(table) else table
     studies = int(table["what"].str.startswith("tuning").sum()) if len(table) else 0
     done = int((finals["status"] == "done").sum()) if len(finals) else 0
@@ -161,10 +178,10 @@ def print_plan(table: pd.DataFrame) -> None:
     todo = table[~table["status"].str.startswith("done")] if len(table) else table
     for dataset, rows in todo.groupby("dataset") if len(todo) else []:
         runs, tuning = rows[rows["what"].str.startswith("final")], rows[rows["what"].str.startswith("tuning")]
-        known, tuned = runs["estimate_min"].dropna(), tuning["estimate_min"].dropna()
-        print(f"{dataset}: {len(runs)} final runs to do, estimated {known.sum() / 60:.1f} h for the {len(known)} "
-              f"whose entry (or the entry it takes parameters from) has a recorded run or trial; tuning estimated "
-              f"{tuned.sum() / 60:.1f} h for {len(tuned)} of {len(tuning)} studies")
+        known, tuned = runs["estimate_s"].dropna(), tuning["estimate_s"].dropna()
+        print(f"{dataset}: {len(runs)} final runs to do, estimated {readable_duration(known.sum())} for the "
+              f"{len(known)} whose entry (or the entry it takes parameters from) has a recorded run or trial; tuning "
+              f"estimated {readable_duration(tuned.sum())} for {len(tuned)} of {len(tuning)} studies")
 
 
 def parse_duration(text: str) -> float:

@@ -12,7 +12,7 @@ import contextlib
 import os
 import platform
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import asdict
 from functools import partial
 from pathlib import Path
@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 import optuna
 import pandas as pd
 import torch
+from filelock import FileLock, Timeout
 from optuna.trial import TrialState
 from tqdm.auto import tqdm
 
@@ -40,6 +41,7 @@ from benchmark.records import (
 )
 from benchmark.registry import MODELS, FitContext, canonical_name, get_model
 from benchmark.run_queue import RunQueue
+from benchmark.stores import NO_TRACKING
 from benchmark.studies import (
     ERROR,
     PAUSED,
@@ -61,7 +63,6 @@ from benchmark.trainer import TrainingPaused, checkpoint_progress, remove_checkp
 if TYPE_CHECKING:
     from benchmark.tracking import Tracker
 
-NO_TRACKING = "none"  # --tracking-uri none: records only; `python -m benchmark.tracking import` logs them later
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 
@@ -115,15 +116,16 @@ class SuiteExecutor:
         self.bar = tqdm(total=self.plan.final_count(), desc=f"suite {self.suite.name}", unit="run",
                         disable=not self.options.progress)
         recorded = []
-        for stage in self.plan.stages():
-            self._status(f"{stage.dataset.label}: profiles")
-            waiting = self.ensure_profiles(stage)
-            for study in self.plan.studies(stage):  # a source before what builds on it
-                if not self.fill(stage, study, waiting):
-                    waiting.setdefault(study.entry.display, "its tuning did not fit the budget")
-            finals = self.plan.work(stage).finals
-            recorded += self.shared(stage, finals, waiting) if self.options.queue else self.each(stage, finals, waiting)
-        self.bar.close()
+        with self.bar:  # closed (its line ended) even when an error stops the suite
+            for stage in self.plan.stages():
+                self._status(f"{stage.dataset.label}: profiles")
+                waiting = self.ensure_profiles(stage)
+                for study in self.plan.studies(stage):  # a source before what builds on it
+                    if not self.fill(stage, study, waiting):
+                        waiting.setdefault(study.entry.display, "its tuning did not fit the budget")
+                finals = self.plan.work(stage).finals
+                recorded += (self.shared(stage, finals, waiting) if self.options.queue
+                             else self.each(stage, finals, waiting))
         return recorded
 
     def each(self, stage: Stage, finals: list[FinalWork], waiting: dict[str, str]) -> list[RunRecord]:
@@ -278,24 +280,41 @@ class SuiteExecutor:
             return None
         path = self.plan.record_path(work.spec)
         self._status(f"{dataset} {label} seed {work.seed}")
-        if path.is_file():
-            record = read_record(path, cached=True)
-        elif not self.budget.fits(estimate := self._final_run_left(stage, work)):
-            self._leave("final run", dataset, label, work.seed, estimate, "would overrun the budget")
-            return None
-        else:
-            try:
-                record = self.execute(stage, work.spec, work.tuning)
-            except TrainingPaused as paused:
-                self._leave("final run", dataset, label, work.seed, self._final_run_left(stage, work),
-                            f"paused after {paused.epochs_done} epochs, continues from its checkpoint")
+        with self._run_lock(path):  # another process on the same records trains it once, logs it once
+            if path.is_file():
+                record = read_record(path, cached=True)
+            elif not self.budget.fits(estimate := self._final_run_left(stage, work)):
+                self._leave("final run", dataset, label, work.seed, estimate, "would overrun the budget")
                 return None
-            self.estimates.recorded(dataset)
-        per_user = read_per_user(path, record)
-        if self.tracker is not None:
-            self.tracker.log_final(record, per_user)
+            else:
+                try:
+                    record = self.execute(stage, work.spec, work.tuning)
+                except TrainingPaused as paused:
+                    self._leave("final run", dataset, label, work.seed, self._final_run_left(stage, work),
+                                f"paused after {paused.epochs_done} epochs, continues from its checkpoint")
+                    return None
+                self.estimates.recorded(dataset)
+            per_user = read_per_user(path, record)
+            if self.tracker is not None:
+                self.tracker.log_final(record, per_user)
         self.records.append((record, per_user))
         return record
+
+    @contextlib.contextmanager
+    def _run_lock(self, record: Path) -> Iterator[None]:
+        """Hold the final run's lock file (next to its record): a second process that reaches the same run
+        waits here, then finds the record the first one wrote."""
+        record.parent.mkdir(parents=True, exist_ok=True)
+        lock = FileLock(record.with_suffix(".lock"))
+        try:
+            lock.acquire(timeout=0)
+        except Timeout:
+            self._status(f"waiting: another process is training {record.stem}")
+            lock.acquire()
+        try:
+            yield
+        finally:
+            lock.release()
 
     def execute(self, stage: Stage, spec: RunSpec, tuning: Tuning | None) -> RunRecord:
         """Fit, evaluate on test, and record one final run (the record file is written last)."""

@@ -47,6 +47,7 @@ from benchmark.records import (
     read_per_user,
     read_records,
 )
+from benchmark.stores import check_tracking_uri
 
 BATCH = 100  # MLflow accepts at most 100 params and 1000 metrics per call
 RECORD_ARTIFACT, PER_USER_ARTIFACT = "record.json", "per_user_test_metrics.parquet"
@@ -172,8 +173,9 @@ def main(argv: list[str] | None = None) -> int:
     importer.add_argument("--records", type=Path, help="records folder (default: the suite's)")
     importer.add_argument("--cache-dir")
     importer.add_argument("--tracking-uri")
+    importer.add_argument("-v", "--verbose", action="store_true", help="show MLflow's INFO logs")
     args = parser.parse_args(argv)
-    return run_command(lambda: _import(args))
+    return run_command(lambda: _import(args), args.verbose)
 
 
 def _import(args: argparse.Namespace) -> int:
@@ -182,6 +184,8 @@ def _import(args: argparse.Namespace) -> int:
         raise DataError(f"{folder}: no records folder for suite {args.suite}")
     manifest = paths.RESULTS_DIR / f"manifest-{args.suite}.csv"
     keys = set(pd.read_csv(manifest)["run_key"]) if manifest.is_file() and args.records is None else None
+    if args.tracking_uri is not None:
+        check_tracking_uri(args.tracking_uri)
     uri = args.tracking_uri or default_tracking_uri(args.cache_dir)
     count = import_records(Tracker(uri, args.suite), folder, keys)
     print(f"{count} final runs of {args.suite} from {folder} in {uri}\nbrowse them with: mlflow ui --backend-store-uri {uri}")

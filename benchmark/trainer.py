@@ -15,7 +15,9 @@ from __future__ import annotations
 
 import copy
 import math
+import pickle
 import time
+import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -159,8 +161,8 @@ def train(
     optimizer = torch.optim.AdamW(parameters, lr=config.lr, weight_decay=config.weight_decay)
     state = _TrainingState(best_state=copy.deepcopy(model.state_dict()))
     resumed_from = None
-    if checkpoint is not None and checkpoint.is_file():
-        state = _load(checkpoint, model, objective, optimizer)
+    if checkpoint is not None and (payload := read_checkpoint(checkpoint)) is not None:
+        state = _restore(payload, model, objective, optimizer)
         resumed_from = state.epoch
     lengths = (data.sequences != PADDING).sum(1).numpy()
     epochs = tqdm(range(state.epoch + 1, config.max_epochs), initial=state.epoch + 1, total=config.max_epochs,
@@ -230,8 +232,7 @@ class _TrainingState:
 def checkpoint_progress(path: Path) -> tuple[int, float] | None:
     """The epochs done and training seconds spent by the run that `path` checkpoints, its companions'
     training included (None without any checkpoint): how much of a paused run is behind it."""
-    states = [torch.load(file, weights_only=False, map_location="cpu", mmap=True)["state"]  # weights left unread
-              for file in _run_checkpoints(path) if file.is_file()]
+    states = [payload["state"] for file in _run_checkpoints(path) if (payload := read_checkpoint(file)) is not None]
     if not states:
         return None
     return sum(state["epoch"] + 1 for state in states), sum(state["seconds"] for state in states)
@@ -269,8 +270,23 @@ def _save(path: Path, state: _TrainingState, model: nn.Module, objective: nn.Mod
         torch.save(payload, temporary)
 
 
-def _load(path: Path, model: nn.Module, objective: nn.Module, optimizer: torch.optim.Optimizer) -> _TrainingState:
-    payload = torch.load(path, weights_only=False, map_location="cpu")
+def read_checkpoint(path: Path) -> dict[str, Any] | None:
+    """A checkpoint's content, loaded without unpickling arbitrary objects (tensors and plain data only);
+    None where there is none, or where it is unreadable (truncated, say): then it is deleted with a
+    warning, and its run trains from scratch instead of crashing."""
+    if not path.is_file():
+        return None
+    try:
+        return torch.load(path, weights_only=True, map_location="cpu", mmap=True)
+    except (RuntimeError, EOFError, OSError, pickle.UnpicklingError, ValueError) as error:
+        warnings.warn(f"{path}: unreadable checkpoint ({str(error).splitlines()[0]}); deleted, the run starts "
+                      "again from scratch", stacklevel=2)
+        path.unlink(missing_ok=True)
+        return None
+
+
+def _restore(payload: dict[str, Any], model: nn.Module, objective: nn.Module,
+             optimizer: torch.optim.Optimizer) -> _TrainingState:
     model.load_state_dict(payload["model"])
     objective.load_state_dict(payload["objective"])
     optimizer.load_state_dict(payload["optimizer"])
