@@ -31,7 +31,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--worker", type=int, default=0, help="this worker's number (distinct per worker)")
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
     args = parser.parse_args(argv)
-    return run_command(lambda: _run(args))
+    return run_command(lambda: _run(args), args.verbose)
 
 
 def _run(args: argparse.Namespace) -> int:
