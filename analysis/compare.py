@@ -11,16 +11,16 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import numpy as np
-import pandas as pd
-
-from analysis.stats import paired_comparison, user_means
 from benchmark.cli import run_command
 from benchmark.errors import DataError
 from benchmark.records import RunRecord, read_per_user, read_records
 
-Seeds = dict[int, tuple[RunRecord, pd.DataFrame]]  # seed -> (run record, per-user metric table)
+if TYPE_CHECKING:  # pandas and SciPy are imported where used: `--help` answers at once
+    import pandas as pd
+
+Seeds = dict[int, tuple[RunRecord, "pd.DataFrame"]]  # seed -> (run record, per-user metric table)
 
 
 def load_runs(folder: Path) -> dict[str, Seeds]:
@@ -33,6 +33,9 @@ def load_runs(folder: Path) -> dict[str, Seeds]:
 
 def seed_summary(runs: dict[str, Seeds], metric: str) -> pd.DataFrame:
     """Per variant: number of seeds, mean and standard deviation over seeds of the test metric."""
+    import numpy as np
+    import pandas as pd
+
     rows = []
     for label, seeds in runs.items():
         values = np.array([record.test[metric] for record, _ in seeds.values()])
@@ -42,6 +45,8 @@ def seed_summary(runs: dict[str, Seeds], metric: str) -> pd.DataFrame:
 
 def seed_averaged(seeds: Seeds, metric: str) -> pd.Series:
     """Per-user metric averaged over seeds."""
+    from analysis.stats import user_means
+
     return user_means([table[metric] for _, table in seeds.values()])
 
 
@@ -57,6 +62,8 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _compare(args: argparse.Namespace) -> int:
+    from analysis.stats import paired_comparison
+
     runs = load_runs(args.runs)
     if not runs:
         raise DataError(f"no run records under {args.runs}")

@@ -19,7 +19,7 @@ from mlflow.tracking import MlflowClient  # noqa: E402
 from benchmark.records import BEST_VALUE_METRIC, KIND_TRIAL, Variant, metric_name  # noqa: E402
 
 if TYPE_CHECKING:
-    from analysis.report import FinalRun
+    from analysis.leaderboard import FinalRun
 
 PRIMARY = "ndcg@10"
 

@@ -24,7 +24,6 @@ from typing import Literal
 import numpy as np
 import torch
 import torch.nn.functional as F
-from sklearn.decomposition import PCA
 from torch import nn
 
 from benchmark.interfaces import PADDING
@@ -63,6 +62,8 @@ def initialise_item_embeddings(items: nn.Embedding, text_vectors: np.ndarray, se
     dim = items.weight.shape[1]
     _check_rows(items.weight.shape[0], text_vectors)
     components = min(dim, *text_vectors.shape)
+    from sklearn.decomposition import PCA  # here, not at import: scikit-learn takes a second to load
+
     reduced = PCA(n_components=components, random_state=seed).fit_transform(text_vectors)
     if components < dim:
         reduced = np.pad(reduced, ((0, 0), (0, dim - components)))

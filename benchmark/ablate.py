@@ -18,21 +18,17 @@ from __future__ import annotations
 import argparse
 import sys
 from dataclasses import replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import numpy as np
-import pandas as pd
-
-from analysis.compare import seed_averaged
-from analysis.stats import paired_comparison
 from benchmark.cli import run_command
 from benchmark.errors import DataError
-from benchmark.records import RunRecord
-from benchmark.registry import MODELS
 from benchmark.run import add_common_arguments, options_from, plan_table, print_plan, print_table
-from benchmark.suite import ModelEntry, Suite, load_suite
-from benchmark.suite_executor import SuiteExecutor
-from benchmark.suite_plan import SuitePlan
+
+if TYPE_CHECKING:  # the harness is imported once the arguments are parsed (see benchmark.run)
+    import pandas as pd
+
+    from benchmark.records import RunRecord
+    from benchmark.suite import ModelEntry, Suite
 
 TARGET_CONTROLS = ("side_info", "side_info_mean", "shuffled", "random", "oracle")
 SETTING_CONTROLS: dict[str, tuple[str, Any]] = {  # control -> (parameter, default value)
@@ -46,6 +42,9 @@ CONTROLS = (*TARGET_CONTROLS, *SETTING_CONTROLS, "no_beta", "no_finetune")
 
 def control_entry(method: ModelEntry, control: str, value: Any = None) -> ModelEntry:
     """The suite entry of `control` for `method` (a distilled model entry)."""
+    from benchmark.registry import MODELS
+    from benchmark.suite import ModelEntry
+
     if MODELS[method.name].target(method.params) != "llm":
         raise DataError(f"--method {method.display}: ablations apply to a model distilled from LLM profiles "
                         f"(a `{'`, `'.join(n for n, s in MODELS.items() if s.method == 'kd')}` entry with target llm)")
@@ -74,6 +73,8 @@ def control_entry(method: ModelEntry, control: str, value: Any = None) -> ModelE
 def ablation_suite(suite: Suite, method_label: str, control: str, value: Any = None) -> Suite:
     """The suite with the method's control added (same name: runs, studies and records are shared);
     `--only model=` of the runner then selects the method and the control."""
+    from benchmark.suite import Suite
+
     labels = [m.display for m in suite.models]
     if method_label not in labels:
         raise DataError(f"--method {method_label!r} is not a model of suite {suite.name} ({labels})")
@@ -85,6 +86,12 @@ def ablation_suite(suite: Suite, method_label: str, control: str, value: Any = N
 
 def comparison(records: list[tuple[RunRecord, pd.DataFrame]], method: str, control: str, metric: str) -> pd.DataFrame:
     """Per dataset and split target: seed mean ± std of both, and the paired per-user randomization test."""
+    import numpy as np
+    import pandas as pd
+
+    from analysis.compare import seed_averaged
+    from analysis.stats import paired_comparison
+
     rows = []
     groups: dict[tuple[str, str], dict[str, dict[int, tuple[RunRecord, pd.DataFrame]]]] = {}
     for record, per_user in records:
@@ -119,6 +126,10 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _run(args: argparse.Namespace) -> int:
+    from benchmark.suite import load_suite
+    from benchmark.suite_executor import SuiteExecutor
+    from benchmark.suite_plan import SuitePlan
+
     value: Any = int(args.value) if args.value is not None and args.value.lstrip("-").isdigit() else args.value
     suite = ablation_suite(load_suite(args.suite), args.method, args.control, value)
     control = control_entry(suite.model(args.method), args.control, value).display

@@ -11,15 +11,16 @@ import hashlib
 import json
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
-from typing import Any
-
-import pandas as pd
+from typing import TYPE_CHECKING, Any
 
 import benchmark
 from benchmark.errors import DataError
 from benchmark.files import atomic_output
-from benchmark.registry import MODELS, canonical_name
-from benchmark.split import SplitConfig
+
+if TYPE_CHECKING:  # imported where used: reading records (commands, tracking) needs no torch
+    import pandas as pd
+
+    from benchmark.split import SplitConfig
 
 # MLflow: tags and metric names of final runs, studies and trials
 KIND_FINAL, KIND_STUDY, KIND_TRIAL = "final", "study", "trial"
@@ -35,6 +36,8 @@ def metric_name(name: str) -> str:
 def split_tag(split: dict[str, Any]) -> str:
     """The split as a short tag: q<quantile>/<target>/<validation>, then every other field that differs
     from its default (`/name=value`)."""
+    from benchmark.split import SplitConfig
+
     return "/".join(SplitConfig(**split).label_parts())
 
 
@@ -108,6 +111,8 @@ class Variant:
 
 def variant_of(model: str, params: dict[str, Any]) -> Variant:
     """The variant a recorded model name and its params stand for (also under historical names)."""
+    from benchmark.registry import MODELS, canonical_name
+
     name, implied = canonical_name(model, params)
     spec = MODELS[name]
     return Variant(spec.backbone, spec.method, spec.target(params | implied))
@@ -178,6 +183,8 @@ class RunRecord:
 
     def split_config(self) -> SplitConfig:
         """The split the run was trained and tested on."""
+        from benchmark.split import SplitConfig
+
         return SplitConfig(**self.spec.split)
 
     def to_json(self) -> dict[str, Any]:
@@ -256,6 +263,8 @@ def read_record(path: Path, cached: bool = False) -> RunRecord:
 
 def read_per_user(path: Path, record: RunRecord) -> pd.DataFrame:
     """The per-user test metrics of the record stored at `path`."""
+    import pandas as pd
+
     return pd.read_csv(path.parent / record.per_user_file, index_col=0)
 
 

@@ -12,25 +12,25 @@ checksum, profile identity, code version) and skipped on rerun; runs and trials 
 once. Killing the process at any point and rerunning completes the suite without duplicates.
 """
 
+# The command lines over this module (run, tune, ablate) import the harness (torch, pandas, Optuna...)
+# only once their arguments are parsed: `--help` and argument errors answer at once.
 from __future__ import annotations
 
 import argparse
 import re
 import sys
 from pathlib import Path
-from typing import Any
-
-import pandas as pd
+from typing import TYPE_CHECKING, Any
 
 from benchmark.cli import readable_duration, run_command
 from benchmark.errors import DataError
-from benchmark.estimates import Estimates
-from benchmark.records import RunRecord, read_record
 from benchmark.stores import check_storage, check_tracking_uri
-from benchmark.suite import load_suite
-from benchmark.suite_executor import SuiteExecutor
-from benchmark.suite_plan import RunOptions, SuitePlan, parse_only
-from benchmark.trainer import checkpoint_progress, resolve_device
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from benchmark.records import RunRecord
+    from benchmark.suite_plan import RunOptions, SuitePlan
 
 SUMMARY_METRICS = ("ndcg@10", "hr@10", "mrr@10", "coverage@10")
 
@@ -45,6 +45,11 @@ def summary_row(record: RunRecord) -> dict[str, Any]:
 
 def plan_table(plan: SuitePlan) -> pd.DataFrame:
     """What a run would do and what is already done, with estimates, without running anything."""
+    import pandas as pd
+
+    from benchmark.estimates import Estimates
+    from benchmark.trainer import checkpoint_progress
+
     estimates, rows = Estimates(plan), []
     for stage in plan.stages():
         work = plan.work(stage)
@@ -77,6 +82,8 @@ def plan_table(plan: SuitePlan) -> pd.DataFrame:
 
 def recorded(path: Path) -> bool:
     """Whether a final run's record is there, read in full: a corrupt one is an error, not "done"."""
+    from benchmark.records import read_record
+
     if not path.is_file():
         return False
     read_record(path)
@@ -103,6 +110,9 @@ def add_common_arguments(parser: argparse.ArgumentParser) -> None:
 def options_from(args: argparse.Namespace, **extra: Any) -> RunOptions:
     """RunOptions from parsed common arguments; a `--data-dir` that is not a folder is an error (rather
     than a silent download), and so is a tracking URI or storage that cannot be opened (before any work)."""
+    from benchmark.suite_plan import RunOptions, parse_only
+    from benchmark.trainer import resolve_device
+
     if args.data_dir is not None and not Path(args.data_dir).is_dir():
         raise DataError(f"--data-dir {args.data_dir}: no such folder")
     if args.tracking_uri is not None:
@@ -117,6 +127,8 @@ def options_from(args: argparse.Namespace, **extra: Any) -> RunOptions:
 
 def print_table(table: pd.DataFrame) -> None:
     """Print a result table readably."""
+    import pandas as pd
+
     with pd.option_context("display.width", 220, "display.max_columns", 20, "display.max_colwidth", 80,
                            "display.float_format", "{:.4f}".format):
         print(table.to_string(index=False))
@@ -139,6 +151,12 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _run(args: argparse.Namespace) -> int:
+    import pandas as pd
+
+    from benchmark.suite import load_suite
+    from benchmark.suite_executor import SuiteExecutor
+    from benchmark.suite_plan import SuitePlan
+
     plan = SuitePlan(load_suite(args.suite), options_from(args, progress=not args.dry_run, budget=args.budget,
                                                           queue=args.queue, worker=args.worker))
     if args.dry_run:

@@ -31,12 +31,11 @@ import torch
 from benchmark.data.dataset import Interactions
 from benchmark.interfaces import PADDING
 from benchmark.keys import key_fields
+from benchmark.split_kinds import TARGET_KINDS, VALIDATION_KINDS
 
 TestTarget = Literal["first", "last", "successive", "all"]
 ValidationKind = Literal["by_time", "by_user", "last_train_item"]
 HistoryScope = Literal["train", "fit"]
-TARGET_KINDS: tuple[str, ...] = ("first", "last", "successive", "all")
-VALIDATION_KINDS: tuple[str, ...] = ("by_time", "by_user", "last_train_item")
 
 
 @dataclass(frozen=True)

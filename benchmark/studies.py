@@ -38,12 +38,12 @@ from sqlalchemy.exc import SQLAlchemyError
 import benchmark
 from benchmark import paths
 from benchmark.split import SplitConfig
+from benchmark.study_archive import LOST
 from benchmark.suite import ParamRange, TuningConfig
 
 HEARTBEAT_SECONDS = 5
 STALE_AFTER_SECONDS = 20
 MONITOR = "val_ndcg@10"
-LOST = "lost"  # user attribute of a trial known to have finished whose details were lost
 RETRY_OF = "retry_of"  # user attribute of a trial redoing an interrupted one: that trial's number
 PAUSED = "paused"  # user attribute of a trial a time budget paused: the epochs it had completed
 ERROR = "error"  # user attribute of a trial whose objective raised: the error, so that it is not retried

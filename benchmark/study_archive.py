@@ -23,7 +23,7 @@ import datetime
 import json
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import optuna
 from optuna.distributions import distribution_to_json, json_to_distribution
@@ -33,9 +33,11 @@ from benchmark import paths
 from benchmark.cli import run_command
 from benchmark.files import atomic_output
 from benchmark.records import RunRecord, read_records
-from benchmark.studies import LOST, distribution
-from benchmark.suite import Suite, load_suite
 
+if TYPE_CHECKING:  # the harness (torch) is imported where used: `--help` answers at once
+    from benchmark.suite import Suite
+
+LOST = "lost"  # a trial known to have finished whose details were lost (`rebuild` writes them)
 MISSING = "missing_from_archive"  # a trial number absent from the file (it was running when written)
 REBUILT = "rebuilt_from"  # the best trial as the final-run record (its key) gives it
 # Trials known only by these marks have no real times: the file keeps them null, so that restoring a
@@ -125,6 +127,8 @@ def restore_study(archive: Path, name: str, storage: optuna.storages.BaseStorage
 
 def rebuilt_trials(record: RunRecord, suite: Suite) -> list[dict[str, Any]]:
     """The archive trials of the study a record's tuning names, as far as the record knows them."""
+    from benchmark.studies import distribution
+
     tuning = record.tuning
     assert tuning is not None, "a record without tuning names no study"
     label = tuning.study.rsplit("/", 1)[1].rsplit("@", 1)[0]
@@ -163,6 +167,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     def body() -> int:
+        from benchmark.suite import load_suite
+
         suite = load_suite(args.suite)
         written = rebuild(suite, paths.records_dir(suite.name, args.cache_dir), archive_dir(suite.name, args.cache_dir))
         print("\n".join(str(path) for path in written) or "every study named by the records has its file")

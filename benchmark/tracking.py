@@ -25,13 +25,7 @@ import tempfile
 from collections.abc import Iterable
 from functools import cache
 from pathlib import Path
-from typing import Any
-
-import pandas as pd
-from mlflow.entities import Metric, Param
-from mlflow.exceptions import MlflowException
-from mlflow.tracking import MlflowClient
-from optuna.trial import FrozenTrial
+from typing import TYPE_CHECKING, Any
 
 from benchmark import paths
 from benchmark.cli import run_command
@@ -48,6 +42,11 @@ from benchmark.records import (
     read_records,
 )
 from benchmark.stores import check_tracking_uri
+
+if TYPE_CHECKING:  # MLflow (seconds to import) is imported where used: `--help` answers at once
+    import pandas as pd
+    from mlflow.entities import Metric
+    from optuna.trial import FrozenTrial
 
 BATCH = 100  # MLflow accepts at most 100 params and 1000 metrics per call
 RECORD_ARTIFACT, PER_USER_ARTIFACT = "record.json", "per_user_test_metrics.parquet"
@@ -74,11 +73,15 @@ class Tracker:
     """Logs runs and trials of one suite into one MLflow experiment."""
 
     def __init__(self, uri: str, suite: str):
+        from mlflow.tracking import MlflowClient
+
         self.uri = uri
         self.client = MlflowClient(uri)
         self.experiment_id = self._experiment(suite)
 
     def _experiment(self, name: str) -> str:
+        from mlflow.exceptions import MlflowException
+
         existing = self.client.get_experiment_by_name(name)
         if existing is not None:
             return existing.experiment_id
@@ -97,6 +100,8 @@ class Tracker:
 
     def log_final(self, record: RunRecord, per_user: pd.DataFrame) -> str:
         """Log a finished run (once: an existing run with the same key is returned instead)."""
+        from mlflow.entities import Metric
+
         existing = self.find(run_key=record.key, kind=KIND_FINAL)
         if existing:
             return existing[0].info.run_id
@@ -117,6 +122,8 @@ class Tracker:
 
     def log_trial(self, study: str, trial: FrozenTrial, tags: dict[str, str]) -> None:
         """Log a finished Optuna trial as a run nested under the study's parent run (once)."""
+        from mlflow.entities import Metric
+
         if trial.user_attrs.get("over_budget") or self.find(study=study, trial=str(trial.number)):
             return
         parents = self.find(study=study, kind=KIND_STUDY)
@@ -139,6 +146,8 @@ class Tracker:
         self.client.set_terminated(run.info.run_id, status="FINISHED" if trial.state.name != "FAIL" else "FAILED")
 
     def _log(self, run_id: str, params: dict[str, Any], metrics: list[Metric]) -> None:
+        from mlflow.entities import Param
+
         items = [Param(k, str(v)) for k, v in params.items()]
         for start in range(0, len(items), BATCH):
             self.client.log_batch(run_id, params=items[start:start + BATCH])
@@ -148,6 +157,8 @@ class Tracker:
 
 def _history_metrics(history: Iterable[dict[str, float]]) -> list[Metric]:
     """Per-epoch metrics with step = epoch (what the MLflow UI plots as training curves)."""
+    from mlflow.entities import Metric
+
     return [Metric(metric_name(name), float(value), 0, int(row["epoch"]))
             for row in history for name, value in row.items() if name != "epoch"]
 
@@ -179,6 +190,8 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _import(args: argparse.Namespace) -> int:
+    import pandas as pd
+
     folder = args.records or paths.records_dir(args.suite, args.cache_dir)
     if not folder.is_dir():
         raise DataError(f"{folder}: no records folder for suite {args.suite}")

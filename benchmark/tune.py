@@ -12,14 +12,8 @@ from __future__ import annotations
 import argparse
 import sys
 
-import pandas as pd
-
 from benchmark.cli import run_command
 from benchmark.run import add_common_arguments, options_from, print_table
-from benchmark.studies import best_params, finished_trials
-from benchmark.suite import load_suite
-from benchmark.suite_executor import SuiteExecutor
-from benchmark.suite_plan import SuitePlan
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -35,6 +29,13 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _run(args: argparse.Namespace) -> int:
+    import pandas as pd
+
+    from benchmark.studies import best_params, finished_trials
+    from benchmark.suite import load_suite
+    from benchmark.suite_executor import SuiteExecutor
+    from benchmark.suite_plan import SuitePlan
+
     plan = SuitePlan(load_suite(args.suite), options_from(args, worker=args.worker, progress=not args.quiet))
     rows = []
     for _, work in SuiteExecutor(plan).tune_all():

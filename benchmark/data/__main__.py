@@ -5,16 +5,15 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from typing import TYPE_CHECKING
 
 from benchmark import paths
 from benchmark.cli import run_command
-from benchmark.data.dataset import load_dataset
-from benchmark.data.describe import describe, format_description
-from benchmark.data.preprocess import PreprocessConfig
-from benchmark.data.registry import DATASETS, locally_available
-from benchmark.data.spec import DatasetSpec
 from benchmark.errors import DataError
-from benchmark.split import TARGET_KINDS, VALIDATION_KINDS, SplitConfig
+from benchmark.split_kinds import TARGET_KINDS, VALIDATION_KINDS
+
+if TYPE_CHECKING:  # the datasets' code (pandas, torch) is imported once the arguments are parsed
+    from benchmark.data.spec import DatasetSpec
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -38,6 +37,8 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _list(args: argparse.Namespace) -> int:
+    from benchmark.data.registry import DATASETS, locally_available
+
     mirror = paths.data_dir(args.data_dir)
     for name, spec in DATASETS.items():
         where = "in mirror" if locally_available(spec, mirror) else "download" if _downloadable(spec) else "missing"
@@ -46,6 +47,12 @@ def _list(args: argparse.Namespace) -> int:
 
 
 def _describe(args: argparse.Namespace) -> int:
+    from benchmark.data.dataset import load_dataset
+    from benchmark.data.describe import describe, format_description
+    from benchmark.data.preprocess import PreprocessConfig
+    from benchmark.data.registry import DATASETS, locally_available
+    from benchmark.split import SplitConfig
+
     try:
         log = load_dataset(args.name, data_dir=args.data_dir, cache_dir=args.cache_dir,
                            preprocessing=PreprocessConfig(args.k_core, args.k_core, args.drop_consecutive_repeats))

@@ -1,41 +1,22 @@
-"""Benchmark scripts that print timings (not timed tests).
+"""The measurements behind `python -m benchmark.perf` (each function times one thing in this process and
+returns its figures; the command prints them)."""
 
-- `python -m benchmark.perf eval`: full-ranking evaluation on a real dataset, per target kind.
-- `python -m benchmark.perf train`: seconds per training epoch, sequences/s, peak RSS and evaluation
-  time of SASRec and BERT4Rec on ML-1M at a named configuration.
-- `python -m benchmark.perf distill`: training time per epoch with and without the distillation loss,
-  and inference latency of a distilled vs a plain model of the same configuration.
-- `python -m benchmark.perf profiles`: profiles/min and generated tokens/s of the default generator
-  (transformers backend, no cache) for several batch sizes / history lengths, and encoder sentences/s.
-
-Run them on a quiet machine: a concurrent job changes every figure.
-"""
 
 from __future__ import annotations
 
-import argparse
-import itertools
 import resource
-import sys
 import time
-from concurrent.futures import ProcessPoolExecutor
-from multiprocessing import get_context
 
 import torch
 
 from benchmark.data.dataset import load_dataset
 from benchmark.metrics import evaluate
+from benchmark.perf import TRAIN_CONFIGS
 from benchmark.profiles.backends import GenerationParams
 from benchmark.profiles.prompts import PromptConfig
-from benchmark.registry import NEURAL_BACKBONES, get_model
-from benchmark.split import TARGET_KINDS, SplitConfig
-
-# Named configurations. "rectools": the setting RecTools 0.19's SASRec was timed at on this kind of
-# machine (~170 s per ML-1M epoch, 2 cores); "suite": the small setting the suites use.
-TRAIN_CONFIGS: dict[str, dict] = {
-    "rectools": {"dim": 256, "blocks": 2, "heads": 4, "dropout": 0.2, "max_len": 100, "batch_size": 128},
-    "suite": {"dim": 64, "blocks": 2, "heads": 2, "dropout": 0.2, "max_len": 200, "batch_size": 128},
-}
+from benchmark.registry import get_model
+from benchmark.split import SplitConfig
+from benchmark.split_kinds import TARGET_KINDS
 
 
 def time_evaluation(dataset: str, data_dir: str | None, quantile: float, repeats: int) -> list[dict]:
@@ -157,84 +138,3 @@ def time_profiles(dataset: str, data_dir: str | None, users: int, batch_size: in
             "mean_tokens": tokens / len(results), "mean_prompt_tokens": sum(r.prompt_tokens for r in results) / len(results),
             "stopped_share": sum(r.finish_reason == "stop" for r in results) / len(results),
             "sentences_per_s": len(texts) / encode_seconds, "example": texts[0] if texts else ""}
-
-
-def main(argv: list[str] | None = None) -> int:
-    """Entry point; returns the process exit code."""
-    parser = argparse.ArgumentParser(prog="python -m benchmark.perf", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    commands = parser.add_subparsers(dest="command", required=True)
-    evaluation = commands.add_parser("eval", help="time full-ranking evaluation")
-    training = commands.add_parser("train", help="time training epochs of SASRec and BERT4Rec")
-    profiles = commands.add_parser("profiles", help="time profile generation and encoding")
-    distill = commands.add_parser("distill", help="distillation overhead in training, latency at inference")
-    for sub in (evaluation, training, profiles, distill):
-        sub.add_argument("--dataset", default="ml-1m-5core")
-        sub.add_argument("--data-dir")
-    evaluation.add_argument("--quantile", type=float, default=0.9)
-    evaluation.add_argument("--repeats", type=int, default=3)
-    training.add_argument("--models", nargs="+", default=["sasrec", "bert4rec"], choices=NEURAL_BACKBONES)
-    training.add_argument("--config", nargs="+", default=["rectools"], choices=sorted(TRAIN_CONFIGS))
-    training.add_argument("--precision", nargs="+", default=["fp32", "bf16"], choices=["fp32", "bf16"])
-    training.add_argument("--epochs", type=int, default=2, help="epochs per measurement (the fastest is reported)")
-    profiles.add_argument("--users", type=int, default=64)
-    profiles.add_argument("--batch-size", type=int, nargs="+", default=[32])
-    profiles.add_argument("--max-items", type=int, nargs="+", default=[PromptConfig.max_items])
-    profiles.add_argument("--dtype", nargs="+", default=["bfloat16"], choices=["bfloat16", "float32"])
-    profiles.add_argument("--max-new-tokens", type=int, default=GenerationParams.max_new_tokens)
-    profiles.add_argument("--workers", type=int, nargs="+", default=[2])
-    distill.add_argument("--config", default="suite", choices=sorted(TRAIN_CONFIGS))
-    distill.add_argument("--epochs", type=int, default=2)
-    distill.add_argument("--repeats", type=int, default=5)
-    args = parser.parse_args(argv)
-
-    if args.command == "distill":
-        row = time_distillation(args.dataset, args.data_dir, args.config, args.epochs, args.repeats)
-        print(f"distillation on {args.dataset}, SASRec config {args.config} {TRAIN_CONFIGS[args.config]}:")
-        print(f"  training: plain {row['epoch_plain']:.1f} s/epoch, distilled {row['epoch_distilled']:.1f} s/epoch "
-              f"(overhead {row['epoch_distilled'] / row['epoch_plain'] - 1:+.1%})")
-        print(f"  inference ({row['users']} users): plain {row['latency_plain'] * 1000:.1f} ms, distilled "
-              f"{row['latency_distilled'] * 1000:.1f} ms, ratio {row['latency_distilled'] / row['latency_plain']:.2f}; "
-              f"identical parameter sets: {row['same_parameters']}")
-        return 0
-    if args.command == "profiles":
-        print(f"profile generation on {args.dataset}, SmolLM2-135M-Instruct (transformers), "
-              f"{args.users} users, torch threads {torch.get_num_threads()}")
-        for dtype in args.dtype:
-            for max_items in args.max_items:
-                for batch_size, workers in itertools.product(args.batch_size, args.workers):
-                    row = time_profiles(args.dataset, args.data_dir, args.users, batch_size, max_items, dtype,
-                                        args.max_new_tokens, workers)
-                    print(f"  {dtype} batch {batch_size:3} workers {workers} max_items {max_items:3} (prompt {row['mean_prompt_tokens']:.0f} tok): "
-                          f"{row['profiles_per_min']:6.1f} profiles/min, {row['tokens_per_s']:6.1f} tok/s, "
-                          f"{row['mean_tokens']:.0f} tokens/profile, {row['stopped_share']:.0%} ended by EOS; "
-                          f"encoder {row['sentences_per_s']:.0f} sentences/s", flush=True)
-                    print(f"    e.g. {row['example'][:300]!r}", flush=True)
-        return 0
-    if args.command == "eval":
-        rows = time_evaluation(args.dataset, args.data_dir, args.quantile, args.repeats)
-        print(f"full-ranking evaluation on {args.dataset} (q={args.quantile}), torch threads "
-              f"{torch.get_num_threads()}, best of {args.repeats}:")
-        for row in rows:
-            print(f"  target {row['target']:10} {row['tasks']:7,} tasks {row['users']:6,} users "
-                  f"{row['targets']:7,} targets  {row['seconds']:.3f} s")
-        return 0
-    print(f"training on {args.dataset}, torch threads {torch.get_num_threads()}; each line is a fresh process")
-    for config in args.config:
-        print(f"  config {config}: {TRAIN_CONFIGS[config]}")
-    for model in args.models:
-        for config in args.config:
-            for precision in args.precision:
-                # a fresh process per measurement, so peak RSS is that measurement's own
-                with ProcessPoolExecutor(1, mp_context=get_context("spawn")) as pool:
-                    row = pool.submit(time_training, model, config, precision, args.epochs,
-                                      args.dataset, args.data_dir).result()
-                print(f"  {row['model']:8} {row['config']:8} {row['precision']}: {row['epoch_s']:6.1f} s/epoch "
-                      f"(first {row['first_epoch_s']:.1f}), {row['sequences_per_s']:6.1f} sequences/s, "
-                      f"peak RSS {row['peak_rss_gib']:.2f} GiB, eval {row['eval_users']} users {row['eval_s']:.2f} s",
-                      flush=True)
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

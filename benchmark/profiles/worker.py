@@ -18,21 +18,16 @@ import time
 from collections.abc import Sequence
 from dataclasses import asdict, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from tqdm.auto import tqdm
 
 from benchmark.cli import run_command
-from benchmark.profiles.backends import (
-    Backend,
-    Conversation,
-    GenerationParams,
-    Result,
-    TransformersBackend,
-    default_device,
-)
 from benchmark.profiles.lines import JOBS_FORMAT, RESULTS_FORMAT, read_lines, write_lines
 from benchmark.profiles.store import StoredProfile
+
+if TYPE_CHECKING:  # the backends (torch, transformers) are imported where used: `--help` answers at once
+    from benchmark.profiles.backends import Backend, Conversation, GenerationParams, Result
 
 _SENTENCE_END = re.compile(r"[.!?](?=\s|$)|\n")
 
@@ -74,6 +69,10 @@ def work(jobs: Path, results: Path, model_dir: Path, *, device: str, batch_size:
 
     With `time_limit` (seconds), no block is started that would, at the slowest block's pace, end after
     it: the results file then holds the finished blocks (a later jobs export lists the rest)."""
+    import torch
+
+    from benchmark.profiles.backends import GenerationParams, TransformersBackend
+
     header, rows = read_lines(jobs, JOBS_FORMAT)
     params = GenerationParams(**header["params"])
     backend = TransformersBackend(model_dir, header["model"], batch_size=batch_size, dtype=header["dtype"],
@@ -94,8 +93,6 @@ def work(jobs: Path, results: Path, model_dir: Path, *, device: str, batch_size:
         slowest = max(slowest, time.perf_counter() - block_started)
         seconds = (time.perf_counter() - block_started) / len(part)
         out += [asdict(stored_row(row["key"], result, seconds, backend.id)) for row, result in zip(part, generated)]
-    import torch
-
     where = torch.cuda.get_device_name() if device == "cuda" else device
     write_lines(results, {"format": RESULTS_FORMAT, "backend": backend.id, "device": where, "jobs": len(rows),
                           "seconds": round(time.perf_counter() - started, 1)}, out)
@@ -109,7 +106,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("jobs", type=Path)
     parser.add_argument("results", type=Path)
     parser.add_argument("--model-dir", type=Path, required=True, help="a transformers model directory")
-    parser.add_argument("--device", default=default_device())
+    parser.add_argument("--device", default="auto", help="cuda, cpu, ... (auto: the GPU if torch sees one)")
     parser.add_argument("--batch-size", type=int, default=256)
     parser.add_argument("--time-limit", type=float, help="seconds; start no block that would end later")
     args = parser.parse_args(argv)
@@ -117,7 +114,10 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _run(args: argparse.Namespace) -> int:
-    failed = work(args.jobs, args.results, args.model_dir, device=args.device, batch_size=args.batch_size,
+    from benchmark.profiles.backends import default_device
+
+    device = default_device() if args.device == "auto" else args.device
+    failed = work(args.jobs, args.results, args.model_dir, device=device, batch_size=args.batch_size,
                   time_limit=args.time_limit)
     print(f"{args.results}: written, {failed} failed")
     return 0

@@ -8,8 +8,8 @@ import re
 import numpy as np
 import pytest
 
-from analysis.profile_semantics import chance_purity, knn_purity
 from analysis.profile_semantics import main as semantics_cli
+from analysis.semantics import chance_purity, knn_purity
 from benchmark.data.dataset import load_dataset
 from benchmark.split import SplitConfig
 from tests.conftest import seed_profile_cache

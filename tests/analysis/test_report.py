@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 
 from analysis.figures import curve_panels, gains_figure
-from analysis.report import FinalRun, base_of, leaderboard_markdown, load_final_runs, method_of, table_rows
+from analysis.leaderboard import FinalRun, base_of, leaderboard_markdown, load_final_runs, method_of, table_rows
 from benchmark.records import RunRecord, RunSpec, variant_of
 from benchmark.tracking import Tracker
 

@@ -10,7 +10,7 @@ import optuna
 import pytest
 from optuna.trial import TrialState
 
-from benchmark.records import RunRecord, RunSpec, Tuning, write_record
+from benchmark.records import RunRecord, RunSpec, Tuning, result_path, write_record
 from benchmark.studies import (
     ERROR,
     RETRY_OF,
@@ -163,7 +163,7 @@ def test_a_study_known_only_from_records_keeps_its_best_trial_and_its_count(tmp_
     spec = RunSpec("lost", "ml-100k", "f", {}, {}, "sasrec", "sasrec", {"lr": 0.003, "dim": 64}, 0)
     record = RunRecord(spec, {}, {"ndcg@10": 0.1}, {}, 1.0, 1.0, "x.csv.gz",
                        tuning=Tuning(study, best_trial=2, best_value=0.25, trials=5))
-    write_record(tmp_path / "runs" / "ml-100k" / "sasrec-x.json", record)
+    write_record(result_path(tmp_path / "runs", spec), record)
     assert len(rebuild(suite, tmp_path / "runs", tmp_path / "archive")) == 1
     assert rebuild(suite, tmp_path / "runs", tmp_path / "archive") == []  # an existing file is kept
     storage = storage_for(f"sqlite:///{tmp_path / 'c.db'}")

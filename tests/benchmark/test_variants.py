@@ -77,7 +77,7 @@ def test_oracle_texts_hold_exactly_the_test_period_items(split):
 def test_leaky_rows_are_marked_in_the_leaderboard():
     import pandas as pd
 
-    from analysis.report import main_table
+    from analysis.leaderboard import main_table
 
     summary = pd.DataFrame({"seeds": [1, 1], "leaky": [False, True], "ndcg@10": [0.1, 0.3]},
                            index=pd.Index(["sasrec-kd", "sasrec-kd-oracle"]))
