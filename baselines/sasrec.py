@@ -10,9 +10,10 @@ Macdonald, RecSys 2023).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from baselines.losses import LossName, bce, full_softmax_ce, gbce, sampled_logits, sampled_softmax
@@ -34,6 +35,12 @@ class SASRecConfig(TransformerConfig):
     loss: LossName = "ce"
     n_negatives: int = 256
     gbce_t: float = 0.75
+    # Where the reference implementations differ (Kang & McAuley's and the distillation paper's official
+    # code have neither): dropout on the attention block's output before the residual, and padding
+    # positions hidden from attention as keys. Without the mask, every sequence is left-padded to
+    # `max_len` and attends to its zero padding states, as the official code does.
+    attention_output_dropout: bool = field(default=True, metadata={"omit_if_default": True})
+    mask_padding_keys: bool = field(default=True, metadata={"omit_if_default": True})
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -46,11 +53,11 @@ class SASRecConfig(TransformerConfig):
 class SASRecBlock(nn.Module):
     """One SASRec block: LN(query) -> attention (+ query residual) -> LN -> FFN (+ residual)."""
 
-    def __init__(self, dim: int, heads: int, dropout: float):
+    def __init__(self, dim: int, heads: int, dropout: float, output_dropout: bool = True):
         super().__init__()
         self.query_norm = nn.LayerNorm(dim)
         self.attention = SelfAttention(dim, heads, dropout)
-        self.attention_dropout = Dropout(dropout)
+        self.attention_dropout = Dropout(dropout if output_dropout else 0.0)
         self.feed_forward_norm = nn.LayerNorm(dim)
         self.feed_forward = nn.Sequential(nn.Linear(dim, dim), nn.ReLU(), Dropout(dropout),
                                           nn.Linear(dim, dim), Dropout(dropout))
@@ -72,20 +79,25 @@ class SASRec(nn.Module):
         super().__init__()
         self.n_items, self.config, self.max_len = n_items, config, config.max_len
         self.embedding = ItemAndPositionEmbedding(n_items + 1, config.dim, config.max_len, config.dropout, scale=True)
-        self.blocks = nn.ModuleList(SASRecBlock(config.dim, config.heads, config.dropout) for _ in range(config.blocks))
+        self.blocks = nn.ModuleList(SASRecBlock(config.dim, config.heads, config.dropout, config.attention_output_dropout)
+                                    for _ in range(config.blocks))
         self.final_norm = nn.LayerNorm(config.dim)
         truncated_normal_(self)
 
     def hidden_states(self, inputs: torch.Tensor) -> list[torch.Tensor]:
-        """Output of every block, then the final layer-normalised states; each [B, L, dim]."""
+        """Output of every block, then the final layer-normalised states; each [B, L, dim] (where padding
+        keys are attended, computed over the window padded to its full width)."""
+        width = inputs.shape[1]
+        if not self.config.mask_padding_keys:
+            inputs = F.pad(inputs, (self.max_len - width, 0), value=PADDING)
         real = (inputs != PADDING).unsqueeze(-1)
-        mask = attention_mask(inputs, causal=self.causal)
+        mask = attention_mask(inputs, causal=self.causal, padding_keys=not self.config.mask_padding_keys)
         states, outputs = self.embedding(inputs), []
         for block in self.blocks:
             states = block(states, mask) * real
             outputs.append(states)
         outputs.append(self.final_norm(states) * real)
-        return outputs
+        return [output[:, -width:] for output in outputs]
 
     def forward(self, inputs: torch.Tensor) -> torch.Tensor:
         """Next-item scores [B, n_items + 1] after left-padded histories [B, L] (a plain scorer)."""

@@ -79,14 +79,15 @@ class SelfAttention(nn.Module):
         return self.output(attended.transpose(1, 2).reshape(batch, length, dim))
 
 
-def attention_mask(inputs: torch.Tensor, *, causal: bool) -> torch.Tensor:
-    """[B, 1, L, L] mask: real positions attend to real positions (earlier ones only if causal).
+def attention_mask(inputs: torch.Tensor, *, causal: bool, padding_keys: bool = False) -> torch.Tensor:
+    """[B, 1, L, L] mask: real positions attend to real positions (earlier ones only if causal), and to
+    padding positions too with `padding_keys`.
 
     A padding position attends to itself only, which keeps its (discarded) output finite without
     letting it influence any real position.
     """
     length = inputs.shape[1]
-    real_keys = (inputs != PADDING)[:, None, None, :]
+    real_keys = (inputs != PADDING)[:, None, None, :] | padding_keys
     itself = torch.eye(length, dtype=torch.bool, device=inputs.device)
     allowed = real_keys | itself
     if causal:

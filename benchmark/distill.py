@@ -16,9 +16,10 @@ sum of real states by `max_len`, `exp` normalises its weights over all `max_len`
 L_distil = D(H(u), P(e_u)) with e_u the user's profile embedding, P a training-only linear projection
 from the profile dimension to the model dimension (`projection: profile`, as in the reference code),
 or L_distil = D(P(H(u)), e_u) with P from the model dimension to the profile dimension (`projection:
-hidden`); D in {mse, rmse, cosine (1 - cos)}. With `profile` both sides of D are trained, so D has a
-minimum that ignores the profiles: P maps every profile to one vector and every H(u) equals it. With
-`hidden` the target e_u is fixed, and H(u) alike for all users leaves D at the profiles' spread.
+hidden`), or the profile-side P kept at its random initialisation (`projection: frozen`); D in {mse,
+rmse, cosine (1 - cos)}. With `profile` both sides of D are trained, so D has a minimum that ignores
+the profiles: P maps every profile to one vector and every H(u) equals it. With `hidden` or `frozen`
+the target side is fixed, and H(u) alike for all users leaves D at the (projected) profiles' spread.
 The loss is L = alpha * beta * L_distil + (1 - alpha) * L_rec with beta = stopgrad(L_rec / L_distil)
 (or 1), while epoch < distil_epochs (epochs counted from 0: the official `fine_tune_epoch: F`, with
 epochs counted from 1 and distillation while epoch < F, is `distil_epochs: F - 1`); afterwards L = L_rec
@@ -50,7 +51,7 @@ class DistillConfig:
     pool_padding: bool = field(default=False, metadata={"omit_if_default": True})
     gamma: float = 0.1
     distance: Literal["mse", "rmse", "cosine"] = "mse"
-    projection: Literal["profile", "hidden"] = "profile"
+    projection: Literal["profile", "hidden", "frozen"] = "profile"
     alpha: float = 0.4
     use_beta: bool = True
     distil_epochs: int = 12
@@ -60,8 +61,8 @@ class DistillConfig:
             raise ValueError(f"distill: aggregation must be mean, exp or attention, got {self.aggregation!r}")
         if self.distance not in ("mse", "rmse", "cosine"):
             raise ValueError(f"distill: distance must be mse, rmse or cosine, got {self.distance!r}")
-        if self.projection not in ("profile", "hidden"):
-            raise ValueError(f"distill: projection must be profile or hidden, got {self.projection!r}")
+        if self.projection not in ("profile", "hidden", "frozen"):
+            raise ValueError(f"distill: projection must be profile, hidden or frozen, got {self.projection!r}")
         if self.layer not in ("last", "final") and (not isinstance(self.layer, int) or isinstance(self.layer, bool)
                                                      or self.layer == 0 or self.layer < -1):
             raise ValueError(f"distill: layer must be a block number (1, 2, ...), 'last' or 'final' (-1), "
@@ -126,8 +127,9 @@ class DistillationObjective(Objective):
         self.config = config
         self.final_phase_start = config.distil_epochs
         profile_dim = targets.shape[1]
-        self.projection = (nn.Linear(profile_dim, model_dim) if config.projection == "profile"
-                           else nn.Linear(model_dim, profile_dim))
+        self.projection = (nn.Linear(model_dim, profile_dim) if config.projection == "hidden"
+                           else nn.Linear(profile_dim, model_dim))
+        self.projection.requires_grad_(config.projection != "frozen")
         self.scorer = nn.Linear(model_dim, 1) if config.aggregation == "attention" else None
         self.register_buffer("targets", torch.as_tensor(targets, dtype=torch.float32), persistent=False)
         self.register_buffer("has_target", torch.as_tensor(has_target, dtype=torch.bool), persistent=False)
@@ -155,6 +157,6 @@ class DistillationObjective(Objective):
 
     def distil_loss(self, pooled: torch.Tensor, profiles: torch.Tensor) -> torch.Tensor:
         """D between pooled states [B, d] and profile embeddings [B, p], through P on the configured side."""
-        if self.config.projection == "profile":
-            return distance(pooled, self.projection(profiles), self.config.distance)
-        return distance(self.projection(pooled), profiles, self.config.distance)
+        if self.config.projection == "hidden":
+            return distance(self.projection(pooled), profiles, self.config.distance)
+        return distance(pooled, self.projection(profiles), self.config.distance)

@@ -43,9 +43,11 @@ class ProfileSettings:
     style: Literal["short", "long"] = "short"
     max_items: int | None = 15  # None: the whole training-period history
     max_new_tokens: int = 112
-    # the target pipeline after the encoder: none, or PCA/UMAP to `target_dim` dimensions fitted on the
-    # training users only, not renormalised (the official Beauty targets are UMAP-128)
-    target_reduction: Literal["none", "pca", "umap"] = field(default="none", metadata={"omit_if_default": True})
+    # the target pipeline after the encoder: none, PCA/UMAP to `target_dim` dimensions, or every dimension
+    # standardised (zero mean, unit variance), each fitted on the training users only and not renormalised
+    # (the official Beauty targets are UMAP-128)
+    target_reduction: Literal["none", "pca", "umap", "standardise"] = field(default="none",
+                                                                           metadata={"omit_if_default": True})
     target_dim: int = field(default=128, metadata={"omit_if_default": True})
 
     def __post_init__(self) -> None:
@@ -55,8 +57,9 @@ class ProfileSettings:
         if (self.generator_backend == "openai") != (self.generator_url is not None):
             raise ValueError("profiles: generator_url (e.g. http://127.0.0.1:8000/v1) is needed by, and only by, "
                              "generator_backend: openai")
-        if self.target_reduction not in ("none", "pca", "umap"):
-            raise ValueError(f"profiles: target_reduction must be none, pca or umap, got {self.target_reduction!r}")
+        if self.target_reduction not in ("none", "pca", "umap", "standardise"):
+            raise ValueError(f"profiles: target_reduction must be none, pca, umap or standardise, "
+                             f"got {self.target_reduction!r}")
         if self.target_dim < 1:
             raise ValueError(f"profiles: target_dim must be >= 1, got {self.target_dim}")
 

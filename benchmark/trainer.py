@@ -58,12 +58,17 @@ class TrainConfig:
     # best: early stopping on `monitor` with the best epoch restored; last: all `max_epochs` are trained
     # and the last epoch is kept (the official protocol), validation is only logged.
     selection: Literal["best", "last"] = field(default="best", metadata={"omit_if_default": True})
+    # length: batches of similar lengths (little padding, faster); random: plain shuffled batches (the
+    # official code's DataLoader)
+    batching: Literal["length", "random"] = field(default="length", metadata={"omit_if_default": True})
 
     def __post_init__(self) -> None:
         if self.lr <= 0 or self.batch_size < 1 or self.max_epochs < 1 or self.patience < 1:
             raise ValueError(f"train: invalid settings {asdict(self)}")
         if self.selection not in ("best", "last"):
             raise ValueError(f"train: selection must be best or last, got {self.selection!r}")
+        if self.batching not in ("length", "random"):
+            raise ValueError(f"train: batching must be length or random, got {self.batching!r}")
         if self.precision not in ("fp32", "bf16"):
             raise ValueError(f"train: precision must be fp32 or bf16, got {self.precision!r}")
 
@@ -127,6 +132,12 @@ def length_bucketed_batches(lengths: np.ndarray, batch_size: int, generator: tor
     return [batches[i] for i in shuffle]
 
 
+def random_batches(count: int, batch_size: int, generator: torch.Generator) -> list[np.ndarray]:
+    """The sequences in random order, cut into batches (every sequence once per epoch)."""
+    order = torch.randperm(count, generator=generator).numpy()
+    return [order[i:i + batch_size] for i in range(0, count, batch_size)]
+
+
 def resolve_device(option: str = "auto") -> str:
     """The device to train and score on: `auto` is the GPU when torch sees one, else the CPU; `cpu`,
     `cuda` or `cuda:N` as given (an unusable one is an error naming it)."""
@@ -180,7 +191,8 @@ def train(
         objective.train()
         totals: dict[str, float] = {}
         counts: dict[str, int] = {}
-        batches = length_bucketed_batches(lengths, config.batch_size, generator)
+        batches = (length_bucketed_batches(lengths, config.batch_size, generator) if config.batching == "length"
+                   else random_batches(len(lengths), config.batch_size, generator))
         for index in batches:
             width = int(lengths[index].max())
             sequences = data.sequences[index][:, -width:] if width < data.sequences.shape[1] else data.sequences[index]

@@ -90,13 +90,19 @@ def user_embeddings(n_users: int, texts: dict[int, str], encoder: SentenceEncode
 
 
 def reduce_dimension(embeddings: UserEmbeddings, fit_users: np.ndarray, dim: int,
-                     method: Literal["pca", "umap"] = "pca", seed: int = 0) -> UserEmbeddings:
-    """Project to `dim` dimensions with PCA or UMAP fitted on `fit_users` only (training users), applied
-    to every user with a target; not renormalised (the official targets are UMAP output as it comes)."""
+                     method: Literal["pca", "umap", "standardise"] = "pca", seed: int = 0) -> UserEmbeddings:
+    """Project to `dim` dimensions with PCA or UMAP, or standardise every dimension (`dim` unused), fitted
+    on `fit_users` only (training users) and applied to every user with a target; not renormalised (the
+    official targets are UMAP output as it comes)."""
     fit = np.intersect1d(fit_users, np.flatnonzero(embeddings.has_target))
     if len(fit) <= dim:
         raise ValueError(f"reduce_dimension: {len(fit)} training users with a target, need more than {dim}")
-    if method == "pca":
+    if method == "standardise":
+        from sklearn.preprocessing import StandardScaler
+
+        reducer = StandardScaler()
+        dim = embeddings.matrix.shape[1]
+    elif method == "pca":
         from sklearn.decomposition import PCA
 
         reducer = PCA(n_components=dim, random_state=seed)

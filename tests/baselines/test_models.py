@@ -194,3 +194,28 @@ def test_sampled_losses():
     assert torch.isinf(negative).any() and torch.isfinite(positive).all()
     assert torch.allclose(gbce(positive, negative, n_items=5, t=0.0), bce(positive, negative))
     assert torch.isfinite(gbce(positive, negative, n_items=5, t=0.75))
+
+
+def test_sasrec_as_the_official_code_builds_it_attends_to_padding_and_has_no_output_dropout():
+    """`mask_padding_keys: false` lets real positions attend to the zero padding states of a window padded
+    to max_len (as the reference code does): the output then differs from the masked model's and does not
+    depend on how much padding the caller trimmed; `attention_output_dropout: false` drops no attention
+    output (the block's only dropout left on that path is on the attention weights)."""
+    from baselines.sasrec import SASRec, SASRecConfig
+
+    torch.manual_seed(0)
+    official = SASRec(50, SASRecConfig(dim=16, blocks=2, heads=2, max_len=12, mask_padding_keys=False,
+                                       attention_output_dropout=False)).eval()
+    masked = SASRec(50, official.config.__class__(dim=16, blocks=2, heads=2, max_len=12)).eval()
+    masked.load_state_dict(official.state_dict())
+    short = torch.tensor([[0, 0, 5, 7, 9], [1, 2, 3, 4, 5]])
+    assert torch.allclose(official(short), official(F.pad(short, (7, 0))), atol=1e-6)
+    assert not torch.allclose(official(short)[0], masked(short)[0], atol=1e-4)  # padding keys change the first
+    assert official.blocks[0].attention_dropout.p == 0.0 and masked.blocks[0].attention_dropout.p > 0
+
+
+def test_random_batching_visits_every_sequence_once_in_plain_shuffled_batches():
+    from benchmark.trainer import random_batches
+
+    batches = random_batches(10, 4, torch.Generator().manual_seed(0))
+    assert [len(b) for b in batches] == [4, 4, 2] and sorted(torch.cat([torch.as_tensor(b) for b in batches]).tolist()) == list(range(10))

@@ -248,3 +248,25 @@ def test_last_epoch_selection_trains_every_epoch_and_keeps_the_last():
     assert result.epochs_run == 5 and result.best_epoch == 4 and result.best_metric == 0.0
     assert all(torch.equal(snapshots[-1][k], v) for k, v in model.state_dict().items())
     assert not all(torch.equal(snapshots[0][k], v) for k, v in model.state_dict().items())
+
+
+def test_a_frozen_profile_side_projection_is_never_trained_and_keeps_the_profiles_spread():
+    """`projection: frozen` keeps P at its random initialisation: no trainable parameter, unchanged after
+    training, and the toy run of the test above keeps D well above 0 (no trivial minimum to head for)."""
+    n_users, n_items = 256, 200
+    rng = np.random.default_rng(0)
+    starts = rng.integers(1, n_items - 20, n_users)
+    data = TrainingData(torch.arange(n_users), torch.as_tensor(starts[:, None] + np.arange(21)))
+    profiles = rng.normal(size=(n_users, 32)).astype(np.float32)
+    torch.manual_seed(0)
+    model = SASRec(n_items, SASRecConfig(dim=16, blocks=2, heads=2, max_len=20, dropout=0.0))
+    objective = DistillationObjective(16, profiles, np.ones(n_users, bool),
+                                      DistillConfig(layer="final", alpha=0.4, distil_epochs=5, projection="frozen"))
+    assert objective.projection.weight.shape == (16, 32) and not any(p.requires_grad for p in objective.parameters())
+    before = objective.projection.weight.detach().clone()
+    history = train(model, data, lambda m: {"ndcg@10": 0.0}, TrainConfig(max_epochs=5, patience=100, batch_size=32),
+                    objective=objective, progress=False).history
+    assert torch.equal(objective.projection.weight, before)
+    projected = objective.projection(torch.as_tensor(profiles))
+    spread = float(((projected - projected.mean(0)) ** 2).mean())
+    assert min(row["train_distil_loss"] for row in history) > 0.5 * spread

@@ -317,6 +317,21 @@ def test_encoder_cache_and_user_matrix(encoder, tmp_path):
     assert reduced.matrix.shape == (5, 2) and not reduced.matrix[0].any()
 
 
+
+def test_standardised_targets_have_zero_mean_and_unit_variance_on_the_fit_users():
+    from benchmark.profiles.encode import UserEmbeddings, reduce_dimension
+
+    rng = np.random.default_rng(0)
+    matrix = rng.normal(3.0, 2.0, size=(300, 8)).astype(np.float32)
+    has_target = np.ones(300, bool)
+    has_target[7] = False
+    fit = np.arange(200)
+    result = reduce_dimension(UserEmbeddings(matrix, has_target, "enc"), fit, 4, "standardise")
+    fitted = result.matrix[np.setdiff1d(fit, [7])]
+    assert result.matrix.shape == (300, 8) and result.encoder == "enc+standardise8"
+    assert np.allclose(fitted.mean(0), 0, atol=1e-5) and np.allclose(fitted.std(0), 1, atol=1e-4)
+    assert not result.matrix[7].any()  # a user without a target keeps none
+
 def test_a_umap_reduction_leaves_the_torch_thread_count_as_it_was(monkeypatch):
     """After a UMAP fit on real profiles, numba's OpenMP layer left the process on one thread per core,
     so the training that followed oversubscribed the CPU: the reduction runs numba on torch's thread
