@@ -68,7 +68,9 @@ def load_final_runs(tracking_uri: str, suite: str) -> list[FinalRun]:
     client = MlflowClient(tracking_uri)
     experiment = client.get_experiment_by_name(suite)
     if experiment is None:
-        raise ValueError(f"no MLflow experiment '{suite}' at {tracking_uri}: run the suite first")
+        published = (f"; its records are published: import them with `python -m benchmark.tracking import --suite "
+                     f"{suite}` first") if suite in paths.PUBLISHED_SUITES else ""
+        raise ValueError(f"no MLflow experiment '{suite}' at {tracking_uri}: run the suite first{published}")
     runs = client.search_runs([experiment.experiment_id], f"tags.kind = '{KIND_FINAL}'", max_results=10000,
                               order_by=["attributes.start_time ASC"])
     latest: dict[tuple, FinalRun] = {}

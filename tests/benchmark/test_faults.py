@@ -135,3 +135,11 @@ def test_checkpoints_load_without_unpickling_arbitrary_objects(tmp_path):
     with pytest.warns(UserWarning, match="unreadable checkpoint"):
         assert read_checkpoint(checkpoint) is None
     assert not marker.exists() and not checkpoint.exists()
+
+
+def test_a_report_without_its_runs_points_to_the_import_of_the_published_records(tmp_path, capsys):
+    from analysis.report import main as report_cli
+
+    assert report_cli(["--suite", "quick", "--tracking-uri", f"sqlite:///{tmp_path / 'empty.db'}"]) == 2
+    err = capsys.readouterr().err
+    assert "python -m benchmark.tracking import --suite quick" in err and err.count("\n") == 1
