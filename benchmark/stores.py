@@ -68,9 +68,8 @@ def _check_sqlite(option: str, url: str) -> None:
     path = Path(url.split(":///", 1)[1]) if ":///" in url else None
     if path is None or not path.name:
         raise DataError(f"{option} {url}: expected sqlite:///PATH (three slashes, then the file's path)")
-    if not path.parent.is_dir():
-        raise DataError(f"{option} {url}: folder {path.parent} does not exist")
     try:
+        path.parent.mkdir(parents=True, exist_ok=True)  # as MLflow and Optuna would
         with open(path, "ab"):  # creates an empty file where none is: SQLite takes it as a new database
             pass
         with sqlite3.connect(path, timeout=TIMEOUT_SECONDS) as connection:

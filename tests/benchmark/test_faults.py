@@ -35,7 +35,7 @@ def closed_port() -> int:
     ("--tracking-uri", "http://127.0.0.1:{port}", "no server answers"),
     ("--tracking-uri", "postgresql://u:p@127.0.0.1:{port}/db", "cannot connect"),
     ("--tracking-uri", "/proc/no/folder", "not a writable folder"),
-    ("--tracking-uri", "sqlite:///{tmp}/missing/x.db", "does not exist"),
+    ("--tracking-uri", "sqlite:////proc/no/folder/x.db", "not a writable SQLite database"),
     ("--storage", "sqlite:////proc/x.db", "not a writable SQLite database"),
     ("--storage", "bogus://nowhere", "not a database URL"),
     ("--storage", "postgresql://u:p@127.0.0.1:{port}/db", "cannot connect"),
