@@ -37,7 +37,15 @@ class Pause:
 def run(mirror: str, checkpoint: Path | None, pause: float = 0.0, stop_after: int | None = None) -> dict:
     """Train and evaluate; returns test metrics, best epoch and validation history. `stop_after`: the
     trainer is told to pause once this call has trained that many epochs."""
-    torch.set_num_threads(1)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # the same figures on any machine; restored for whatever runs next in this process
+    try:
+        return _train(mirror, checkpoint, pause, stop_after)
+    finally:
+        torch.set_num_threads(threads)
+
+
+def _train(mirror: str, checkpoint: Path | None, pause: float, stop_after: int | None) -> dict:
     log = load_dataset("ml-100k", data_dir=mirror)
     split = SplitConfig(quantile=0.8, target="last").apply(log)
     torch.manual_seed(0)
