@@ -32,6 +32,13 @@ def test_suite_errors_name_the_key(tmp_path):
         load_suite("no-such-suite")
 
 
+def test_a_misspelt_key_is_named_with_its_value_cut_never_the_whole_suite(tmp_path):
+    models = ", ".join(f"{{name: sasrec, label: s{i}, params: {{dim: 64, blocks: 2, heads: 2}}}}" for i in range(20))
+    message = suite_error(tmp_path, f"name: x\ndatasets: [{{name: ml-100k}}]\nmodles: [{models}]\n")
+    assert "models: Field required" in message and "modles: Extra inputs are not permitted" in message
+    assert "\n" not in message and len(message) < 250 and "..." in message
+
+
 def test_only_filter_parsing():
     assert parse_only("dataset=a,model=b,model=c") == {"dataset": {"a"}, "model": {"b", "c"}}
     with pytest.raises(DataError, match="seed=1"):
@@ -268,3 +275,9 @@ def test_a_budget_starts_no_run_its_estimate_says_would_overrun(mirror, tmp_path
     assert len(list((tmp_path / "runs").rglob("*.json"))) == 3
     assert run_cli([*args, "--budget", "1h"]) == 0
     assert "budget:" not in capsys.readouterr().out and len(list((tmp_path / "runs").rglob("*.json"))) == 6
+
+
+def test_estimates_print_in_readable_units():
+    from benchmark.cli import readable_duration
+
+    assert [readable_duration(s) for s in (None, 12.4, 480, 5400, 9000)] == ["?", "~12 s", "~8 min", "1.5 h", "2.5 h"]
