@@ -143,3 +143,14 @@ def test_a_report_without_its_runs_points_to_the_import_of_the_published_records
     assert report_cli(["--suite", "quick", "--tracking-uri", f"sqlite:///{tmp_path / 'empty.db'}"]) == 2
     err = capsys.readouterr().err
     assert "python -m benchmark.tracking import --suite quick" in err and err.count("\n") == 1
+
+
+@pytest.mark.parametrize("verbose", [False, True])
+def test_library_info_logs_are_quiet_unless_verbose(verbose, tmp_path):
+    """MLflow's INFO lines (database migrations on a new store) stay out of the output unless `-v`."""
+    command = [sys.executable, "-m", "benchmark.tracking", "import", "--suite", "kd-ml1m", "--tracking-uri",
+               f"sqlite:///{tmp_path / 'mlflow.db'}", *(["-v"] if verbose else [])]
+    result = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=300,
+                            env=os.environ | {"PYTHONPATH": str(ROOT)})
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert ("INFO" in result.stderr) == verbose, result.stderr[-2000:]
