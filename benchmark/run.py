@@ -164,6 +164,8 @@ def _run(args: argparse.Namespace) -> int:
         return 0
     executor = SuiteExecutor(plan)
     records = executor.run()
+    if plan.suite.description:
+        print(f"suite {plan.suite.name}: {plan.suite.description}")
     print_table(pd.DataFrame([summary_row(record) for record in records]))
     if executor.left:
         known = [item["estimate_s"] for item in executor.left if item["estimate_s"] is not None]
