@@ -16,13 +16,19 @@ NOISY_LIBRARIES = ("mlflow", "alembic", "optuna", "transformers", "sentence_tran
                    "httpx", "urllib3")
 
 
-def quiet_libraries() -> None:
+def library_logs(verbose: bool) -> None:
     """Keep libraries to warnings and errors, so their INFO lines (MLflow's database migrations, artifact
-    download bars...) do not cut through this project's own progress bars."""
-    os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "WARNING")  # read when MLflow is first imported
-    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+    download bars...) do not cut through this project's own progress bars; `verbose` brings them back
+    (whatever the environment says)."""
+    level = "INFO" if verbose else "WARNING"
+    for variable, value in (("MLFLOW_LOGGING_LEVEL", level),  # read when MLflow is first imported
+                            ("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", str(verbose).lower())):
+        if verbose:
+            os.environ[variable] = value
+        else:
+            os.environ.setdefault(variable, value)
     for name in NOISY_LIBRARIES:
-        logging.getLogger(name).setLevel(logging.WARNING)
+        logging.getLogger(name).setLevel(level)
 
 
 def readable_duration(seconds: float | None) -> str:
@@ -39,8 +45,7 @@ def readable_duration(seconds: float | None) -> str:
 def run_command(body: Callable[[], int], verbose: bool = False) -> int:
     """The command's exit code: `body()`'s, or 2 after printing `error: <message>` for a user error;
     libraries stay quiet unless `verbose`."""
-    if not verbose:
-        quiet_libraries()
+    library_logs(verbose)
     try:
         return body()
     except USER_ERRORS as error:
