@@ -59,6 +59,48 @@ def gains_figure(tables: dict[tuple[str, str], tuple[pd.DataFrame, pd.DataFrame]
     return path
 
 
+TWIN_SUFFIX = "-shuffled"  # a point's shuffled-profile twin is labelled like the point, plus this
+
+
+def surface_points(compared: pd.DataFrame) -> list[str]:
+    """The distilled entries of a table that have a shuffled-profile twin (`<label>-shuffled`) and a
+    comparison with their base model: the points of a response surface, in table order."""
+    base = compared[(compared["kind"] == "base") & (compared["metric"] == PRIMARY)]
+    labels = list(base["model"])
+    return [label for label in labels if f"{label}{TWIN_SUFFIX}" in labels]
+
+
+def surface_figure(tables: dict[tuple[str, str], tuple[pd.DataFrame, pd.DataFrame]], path: Path) -> Path | None:
+    """Per table with at least two points (`surface_points`): each point's NDCG@10 gain over the base model
+    with its 95% CI, the method and its shuffled-profile twin side by side (does distillation help? does
+    the profile content?); None (no file) where no table has such points."""
+    panels = [(group, compared[(compared["kind"] == "base") & (compared["metric"] == PRIMARY)].set_index("model"),
+               points) for group, (_, compared) in tables.items() if len(points := surface_points(compared)) >= 2]
+    if not panels:
+        path.unlink(missing_ok=True)
+        return None
+    figure, axes = plt.subplots(len(panels), 1, figsize=(8.5, len(panels) * max(3.0, 1.4 + 0.5 * max(
+        len(points) for *_, points in panels))), squeeze=False)
+    for axis, ((dataset, split), base, points) in zip(axes[:, 0], panels):
+        y = np.arange(len(points))[::-1].astype(float)
+        for offset, suffix, colour, name in ((0.15, "", "tab:blue", "method (LLM profiles)"),
+                                             (-0.15, TWIN_SUFFIX, "tab:grey", "shuffled-profile twin")):
+            rows = base.loc[[f"{point}{suffix}" for point in points]]
+            gain, low, high = (rows[c].to_numpy() / rows["reference_mean"].to_numpy()
+                               for c in ("mean_difference", "ci_low", "ci_high"))
+            axis.errorbar(100 * gain, y + offset, xerr=[100 * (gain - low), 100 * (high - gain)], fmt="o",
+                          color=colour, ecolor=colour, capsize=3, label=name)
+        axis.axvline(0, color="black", lw=0.8)
+        axis.set_yticks(y, points, fontsize=8)
+        axis.set_xlabel(f"gain in {PRIMARY.upper()} over {base['reference'].iloc[0]}, % of its mean (95% CI)")
+        axis.set_title(f"{dataset} ({split})", fontsize=10)
+        axis.legend(fontsize=8, frameon=False)
+    figure.tight_layout()
+    figure.savefig(path, dpi=130)
+    plt.close(figure)
+    return path
+
+
 def curve_panels(runs: Sequence[FinalRun]) -> list[tuple[tuple[str, str], list[str]]]:
     """Per table and backbone that has a distilled variant: the plain backbone, then every entry distilled
     from LLM profiles (the method and its one-setting ablations, e.g. sasrec-kd-no_beta, shortest label
@@ -141,6 +183,7 @@ def suite_figures(tables: dict, runs: Sequence[FinalRun], tracking_uri: str, sui
     """Every suite-level figure; returns the files written."""
     folder.mkdir(parents=True, exist_ok=True)
     written = [gains_figure(tables, folder / f"{suite}-gains.png"),
+               surface_figure(tables, folder / f"{suite}-surface.png"),
                curves_figure(runs, folder / f"{suite}-training-curves.png"),
                optuna_figure(tracking_uri, suite, folder / f"{suite}-optuna-history.png")]
     return [p for p in written if p is not None]

@@ -119,3 +119,22 @@ def test_a_table_is_tested_against_the_published_claims_on_it(tmp_path):
     bad.write_text("- {suite: paper, dataset: x, model: m, reference: r, metric: ndcg@10, relative_gain: high}\n")
     with pytest.raises(ValueError, match="claim 0: relative_gain: Input should be a valid number"):
         load_claims(bad)
+
+
+def test_a_response_surface_draws_each_point_beside_its_shuffled_twin(tmp_path):
+    from analysis.figures import surface_figure, surface_points
+
+    rows = []
+    for point in ("sasrec-kd", "sasrec-kd-beta_off", "sasrec-kd-alpha_0.1"):
+        for label, gain in ((point, -0.001), (f"{point}-shuffled", -0.002)):
+            rows.append({"model": label, "reference": "sasrec", "kind": "base", "metric": "ndcg@10",
+                         "mean_difference": gain, "ci_low": gain - 0.0007, "ci_high": gain + 0.0007,
+                         "reference_mean": 0.018})
+    rows.append({"model": "sasrec-textinit", "reference": "sasrec", "kind": "base", "metric": "ndcg@10",
+                 "mean_difference": 0.002, "ci_low": 0.001, "ci_high": 0.003, "reference_mean": 0.018})
+    compared = pd.DataFrame(rows)
+    assert surface_points(compared) == ["sasrec-kd", "sasrec-kd-beta_off", "sasrec-kd-alpha_0.1"]
+    path = surface_figure({("amazon-beauty", "q=0.8"): (pd.DataFrame(), compared)}, tmp_path / "surface.png")
+    assert path is not None and path.stat().st_size > 10_000
+    one_point = compared[compared["model"].str.startswith("sasrec-kd-beta_off") | (compared["model"] == "sasrec")]
+    assert surface_figure({("d", "s"): (pd.DataFrame(), one_point)}, tmp_path / "none.png") is None  # no surface
