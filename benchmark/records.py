@@ -251,13 +251,12 @@ def read_record(path: Path, cached: bool = False) -> RunRecord:
     naming the file, so that it is neither counted nor silently trained again."""
     try:
         record = RunRecord.from_json(json.loads(path.read_text()), cached)
+        problem = None if path.stem.endswith(f"-{record.key}") else f"its content is run {record.key}, its name says otherwise"
     except (ValueError, KeyError, TypeError) as error:
-        reason = f"missing field {error}" if isinstance(error, KeyError) else str(error).splitlines()[0]
-        raise DataError(f"{path}: corrupt run record ({reason}); restore it (git checkout) or delete it to "
-                        "train the run again") from None
-    if not path.stem.endswith(f"-{record.key}"):
-        raise DataError(f"{path}: corrupt run record (its content is run {record.key}, its name says otherwise); "
-                        "restore it (git checkout) or delete it to train the run again")
+        problem = f"missing field {error}" if isinstance(error, KeyError) else str(error).splitlines()[0]
+    if problem is not None:
+        raise DataError(f"{path}: corrupt run record ({problem}); restore it (git checkout) or delete it to train "
+                        "the run again")
     return record
 
 
