@@ -24,12 +24,12 @@ from typing import TYPE_CHECKING, Any
 
 from benchmark.cli import readable_duration, run_command
 from benchmark.errors import DataError
+from benchmark.records import RunRecord, read_record
 from benchmark.stores import check_storage, check_tracking_uri
 
 if TYPE_CHECKING:
     import pandas as pd
 
-    from benchmark.records import RunRecord
     from benchmark.suite_plan import RunOptions, SuitePlan
 
 SUMMARY_METRICS = ("ndcg@10", "hr@10", "mrr@10", "coverage@10")
@@ -82,8 +82,6 @@ def plan_table(plan: SuitePlan) -> pd.DataFrame:
 
 def recorded(path: Path) -> bool:
     """Whether a final run's record is there, read in full: a corrupt one is an error, not "done"."""
-    from benchmark.records import read_record
-
     if not path.is_file():
         return False
     read_record(path)
