@@ -35,8 +35,6 @@ BOOTSTRAP_RESAMPLES = 5000
 RANDOMIZATION_RESAMPLES = 100_000
 _FLIP_BLOCK_VALUES = 4_000_000  # sign flips drawn per block (bounds the memory of one block to ~32 MB)
 
-VERDICTS = ("better", "worse", "equivalent", "inconclusive")
-
 
 @dataclass(frozen=True)
 class PairedResult:
