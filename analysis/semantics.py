@@ -15,13 +15,13 @@ from sklearn.neighbors import NearestNeighbors  # noqa: E402
 
 from benchmark.data.dataset import load_dataset  # noqa: E402
 from benchmark.errors import DataError  # noqa: E402
-from benchmark.profile_settings import ProfileResources, ProfileSettings  # noqa: E402
+from benchmark.methods.targets import side_info_texts  # noqa: E402
 from benchmark.profiles.backends import CacheOnly  # noqa: E402
 from benchmark.profiles.encode import user_embeddings  # noqa: E402
 from benchmark.profiles.generate import generate_profiles  # noqa: E402
+from benchmark.profiles.settings import ProfileResources, ProfileSettings  # noqa: E402
 from benchmark.profiles.stats import top_labels  # noqa: E402
 from benchmark.split import Split, SplitConfig  # noqa: E402
-from benchmark.targets import side_info_texts  # noqa: E402
 
 NEIGHBOURS = 10
 SHOWN_LABELS = 8
@@ -43,7 +43,11 @@ def chance_purity(labels: np.ndarray) -> float:
 
 def semantics(split: Split, settings: ProfileSettings, cache_dir: Path | None) -> dict:
     """Embeddings of profiles and side information for users with both, their labels and the scores."""
-    resources = ProfileResources(settings, cache_dir)
+    with ProfileResources(settings, cache_dir) as resources:
+        return _semantics(split, settings, resources)
+
+
+def _semantics(split: Split, settings: ProfileSettings, resources: ProfileResources) -> dict:
     profiles, _ = generate_profiles(split, CacheOnly(settings.backend_id), resources.store, prompts=settings.prompts,
                                     params=settings.generation, generate=False, progress=False)
     if not profiles.texts:
@@ -63,7 +67,6 @@ def semantics(split: Split, settings: ProfileSettings, cache_dir: Path | None) -
     scores = {name: {"silhouette": float(silhouette_score(vectors, labels, metric="cosine")),
                      "knn_purity": knn_purity(vectors, labels)} for name, vectors in spaces.items()}
     words = np.array([len(profiles.texts[u].split()) for u in sorted(profiles.texts)])
-    resources.store.close()
     return {"spaces": spaces, "labels": labels, "scores": scores, "chance": chance_purity(labels), "words": words,
             "users": len(users), "column": column, "generator": settings.backend_id, "encoder": settings.encoder}
 

@@ -12,7 +12,7 @@ Text initialisation (`*-textinit`, a cheap control; `TextInitConfig`), in one of
 LLMEmb (Liu et al., AAAI 2025; `*-llmemb`, `LLMEmbConfig`): the frozen text table feeds a trainable
 two-layer adapter (text dim -> half of it -> model dim, no activation between, as in the LLMEmb code),
 and training adds an alignment loss towards a pre-trained SASRec's item embeddings (see
-`benchmark/alignment.py`). LLMEmb's first stage, fine-tuning an LLM into an item encoder, is replaced by
+`benchmark/methods/alignment.py`). LLMEmb's first stage, fine-tuning an LLM into an item encoder, is replaced by
 the sentence encoder. No profile loss in any of these.
 """
 

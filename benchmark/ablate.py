@@ -30,30 +30,38 @@ if TYPE_CHECKING:  # the harness is imported once the arguments are parsed (see 
     from benchmark.records import RunRecord
     from benchmark.suite import ModelEntry, Suite
 
-TARGET_CONTROLS = ("side_info", "side_info_mean", "shuffled", "random", "oracle")
 SETTING_CONTROLS: dict[str, tuple[str, Any]] = {  # control -> (parameter, default value)
     "layer": ("layer", 1),
     "aggregation": ("aggregation", "attention"),
     "distance": ("distance", "cosine"),
     "projection": ("projection", "hidden"),
 }
-CONTROLS = (*TARGET_CONTROLS, *SETTING_CONTROLS, "no_beta", "no_finetune")
+OTHER_CONTROLS = (*SETTING_CONTROLS, "no_beta", "no_finetune")
+
+
+def controls() -> tuple[str, ...]:
+    """Every control: each target of `benchmark.methods.targets.TARGETS` but the method's, then the settings'."""
+    from benchmark.methods.targets import CONTROL_TARGETS
+
+    return (*CONTROL_TARGETS, *OTHER_CONTROLS)
 
 
 def control_entry(method: ModelEntry, control: str, value: Any = None) -> ModelEntry:
     """The suite entry of `control` for `method` (a distilled model entry)."""
+    from benchmark.methods.targets import CONTROL_TARGETS, METHOD_TARGET
     from benchmark.registry import MODELS
     from benchmark.suite import ModelEntry
 
-    if MODELS[method.name].target(method.params) != "llm":
+    if MODELS[method.name].target(method.params) != METHOD_TARGET:
+        distilling = (name for name, spec in MODELS.items() if spec.target({}) is not None)
         raise DataError(f"--method {method.display}: ablations apply to a model distilled from LLM profiles "
-                        f"(a `{'`, `'.join(n for n, s in MODELS.items() if s.method == 'kd')}` entry with target llm)")
-    if control not in CONTROLS:
-        raise DataError(f"--control {control!r}: choose one of {', '.join(CONTROLS)}")
+                        f"(a `{'`, `'.join(distilling)}` entry with target {METHOD_TARGET})")
+    if control not in controls():
+        raise DataError(f"--control {control!r}: choose one of {', '.join(controls())}")
     if value is not None and control not in SETTING_CONTROLS:
         raise DataError(f"--control {control} takes no --value (controls with a value: {', '.join(SETTING_CONTROLS)})")
     overrides: dict[str, Any] = {}
-    if control in TARGET_CONTROLS:
+    if control in CONTROL_TARGETS:
         overrides = {"target": control}
     elif control == "no_finetune":
         overrides = {"distil_epochs": MODELS[method.name].resolve(method.params)["max_epochs"]}
@@ -113,7 +121,8 @@ def main(argv: list[str] | None = None) -> int:
     """Entry point; returns the process exit code."""
     parser = argparse.ArgumentParser(prog="python -m benchmark.ablate", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--control", required=True, help=f"one of: {', '.join(CONTROLS)}")
+    parser.add_argument("--control", required=True, help="a distillation target other than the method's (e.g. "
+                        f"side_info, shuffled, oracle: the targets table) or one of {', '.join(OTHER_CONTROLS)}")
     parser.add_argument("--suite", default="quick", help="suite whose datasets, splits, seeds and tuning are used")
     parser.add_argument("--method", default="sasrec-kd", help="the distilled model entry (label) to ablate")
     parser.add_argument("--value", help="the setting of a layer, aggregation, distance or projection control "

@@ -91,8 +91,9 @@ class Tuning:
 
 @dataclass(frozen=True)
 class Variant:
-    """What a run's model is: its backbone, its method (None, `kd`, `textinit`) and, for distillation,
-    its target (`llm` for the method itself, else a control)."""
+    """What a run's model is: its backbone, its method (a row of `benchmark.methods.METHODS`: None, `kd`,
+    `textinit`, `llmemb`) and, for a method with targets, its target (`llm` for the method itself, else a
+    control)."""
 
     backbone: str
     method: str | None = None
@@ -100,13 +101,18 @@ class Variant:
 
     @property
     def leaky(self) -> bool:
-        """Whether the model uses test-period information (the `oracle` target): reported, never ranked."""
-        return self.target == "oracle"
+        """Whether the model uses test-period information (a target marked leaky, e.g. `oracle`): reported,
+        never ranked."""
+        from benchmark.methods.targets import TARGETS
+
+        return self.target is not None and TARGETS[self.target].leaky
 
     @property
     def is_method(self) -> bool:
-        """Whether this is a distillation method itself (LLM profiles), not a control of one."""
-        return self.method == "kd" and self.target == "llm"
+        """Whether this is a distillation method itself (the method's target: LLM profiles), not a control."""
+        from benchmark.methods.targets import METHOD_TARGET
+
+        return self.target == METHOD_TARGET
 
 
 def variant_of(model: str, params: dict[str, Any]) -> Variant:

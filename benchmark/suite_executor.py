@@ -26,10 +26,12 @@ from optuna.trial import TrialState
 from tqdm.auto import tqdm
 
 from benchmark.estimates import Estimates
+from benchmark.methods.base import FitContext
 from benchmark.metrics import evaluate
 from benchmark.precision import bf16_matmul
-from benchmark.profile_settings import ProfileResources, ProfileSettings
 from benchmark.profiles.generate import NOT_GENERATED
+from benchmark.profiles.pipeline import llm_profiles, profile_embeddings
+from benchmark.profiles.settings import ProfileResources, ProfileSettings
 from benchmark.records import (
     RunRecord,
     RunSpec,
@@ -39,7 +41,7 @@ from benchmark.records import (
     split_tag,
     write_record,
 )
-from benchmark.registry import MODELS, FitContext, canonical_name, get_model
+from benchmark.registry import MODELS, canonical_name, get_model
 from benchmark.run_queue import RunQueue
 from benchmark.stores import NO_TRACKING
 from benchmark.studies import (
@@ -57,7 +59,6 @@ from benchmark.studies import (
 )
 from benchmark.study_archive import export_study, restore_study
 from benchmark.suite_plan import FinalWork, Stage, StudyWork, SuitePlan
-from benchmark.targets import llm_profiles, profile_embeddings
 from benchmark.trainer import TrainingPaused, checkpoint_progress, remove_checkpoint
 
 if TYPE_CHECKING:
@@ -179,17 +180,16 @@ class SuiteExecutor:
                 needing.setdefault(settings, []).append(entry.display)
         waiting: dict[str, str] = {}
         for profile_settings, labels in needing.items():
-            resources = ProfileResources(profile_settings, self.options.cache_path)
-            profiles, summary = llm_profiles(stage.split, resources, progress=self.options.progress,
-                                             may_start=self.budget.fits)
-            if missing := sum(reason == NOT_GENERATED for reason in profiles.missing.values()):
-                waiting |= dict.fromkeys(labels, f"{missing} of its LLM profiles are not generated yet")
-                self._leave("profiles", stage.dataset.label, ", ".join(labels), "-",
-                            summary.seconds / summary.generated * missing if summary.generated else None,
-                            f"{missing} profiles would overrun the budget")
-            else:
-                profile_embeddings(stage.split, profiles, resources, progress=self.options.progress)
-            resources.store.close()
+            with ProfileResources(profile_settings, self.options.cache_path) as resources:
+                profiles, summary = llm_profiles(stage.split, resources, progress=self.options.progress,
+                                                 may_start=self.budget.fits)
+                if missing := sum(reason == NOT_GENERATED for reason in profiles.missing.values()):
+                    waiting |= dict.fromkeys(labels, f"{missing} of its LLM profiles are not generated yet")
+                    self._leave("profiles", stage.dataset.label, ", ".join(labels), "-",
+                                summary.seconds / summary.generated * missing if summary.generated else None,
+                                f"{missing} profiles would overrun the budget")
+                else:
+                    profile_embeddings(stage.split, profiles, resources, progress=self.options.progress)
         return waiting
 
     def fill(self, stage: Stage, study: StudyWork, waiting: dict[str, str]) -> bool:

@@ -12,9 +12,9 @@ import pytest
 
 from benchmark.data.dataset import Interactions
 from benchmark.data.preprocess import dense_ids
-from benchmark.profile_settings import ProfileResources, ProfileSettings
 from benchmark.profiles.backends import Result
 from benchmark.profiles.generate import generate_profiles
+from benchmark.profiles.settings import ProfileResources, ProfileSettings
 from benchmark.split import Split
 
 MIRROR = Path(__file__).resolve().parents[1].parent / "shared" / "datasets"
@@ -84,7 +84,6 @@ class CannedBackend:
 def seed_profile_cache(split: Split, cache_dir: Path, settings: ProfileSettings = ProfileSettings()) -> None:
     """Fill `cache_dir`'s profile store with canned profiles stored under the real generator's identity,
     so distilling models run without loading an LLM."""
-    resources = ProfileResources(settings, cache_dir)
-    generate_profiles(split, CannedBackend(resources.settings.backend_id), resources.store,
-                      prompts=resources.settings.prompts, params=resources.settings.generation, progress=False)
-    resources.store.close()
+    with ProfileResources(settings, cache_dir) as resources:
+        generate_profiles(split, CannedBackend(settings.backend_id), resources.store, prompts=settings.prompts,
+                          params=settings.generation, progress=False)

@@ -69,8 +69,8 @@ def time_distillation(dataset: str, data_dir: str | None, config_name: str, epoc
     """Epoch time of SASRec with and without distillation (random unit-norm targets of the default encoder's
     dimension: the cost does not depend on what the targets are) and scoring latency of both models."""
     from benchmark.backbone_fit import training_data
-    from benchmark.distill import DistillationObjective, DistillConfig
-    from benchmark.targets import random_targets
+    from benchmark.methods.distill import DistillationObjective, DistillConfig
+    from benchmark.methods.targets import random_targets
     from benchmark.trainer import TrainConfig, train
 
     settings = dict(TRAIN_CONFIGS[config_name])

@@ -12,6 +12,7 @@ import sys
 from pathlib import Path
 
 from benchmark.cli import run_command
+from benchmark.profiles.settings import GENERATORS
 from benchmark.split_kinds import TARGET_KINDS, VALIDATION_KINDS
 
 
@@ -46,7 +47,7 @@ def main(argv: list[str] | None = None) -> int:
         sub.add_argument("--validation", choices=VALIDATION_KINDS, default="by_time")
         sub.add_argument("--validation-fraction", type=float,
                          help="by_user validation: hold out this fraction of the training users (the paper: 0.2)")
-        sub.add_argument("--backend", choices=["transformers", "openai", "llamacpp"], default="transformers")
+        sub.add_argument("--backend", choices=list(GENERATORS), default=next(iter(GENERATORS)))
         sub.add_argument("--model", default="smollm2-135m-instruct", help="registered id, local path, or server model")
         sub.add_argument("--base-url", help="OpenAI-compatible server, e.g. http://127.0.0.1:8000/v1")
         sub.add_argument("--concurrency", type=int, default=8)

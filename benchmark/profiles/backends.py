@@ -21,9 +21,10 @@ from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from multiprocessing import get_context
 from pathlib import Path
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
-import torch
+if TYPE_CHECKING:  # torch is imported where a model generates: the settings table reads this module light
+    import torch
 
 Message = dict[str, str]
 Conversation = Sequence[Message]
@@ -92,6 +93,7 @@ class TransformersBackend:
 
     def __init__(self, model_dir: Path, model_id: str, *, batch_size: int = 32, dtype: str = "bfloat16",
                  workers: int = 1, device: str = "cpu"):
+        import torch
         from transformers import AutoTokenizer
 
         self.id = self.identity(model_id, dtype)
@@ -157,6 +159,8 @@ class NoRepeatNGram:
 
     def __call__(self, input_ids: torch.Tensor, scores: torch.Tensor) -> torch.Tensor:
         """Scores with the banned continuations masked."""
+        import torch
+
         if input_ids.shape[1] < self.size:
             return scores
         last = input_ids[:, input_ids.shape[1] - self.size + 1:]  # the n-1 most recent tokens
@@ -170,6 +174,8 @@ class NoRepeatNGram:
 
 def default_device() -> str:
     """'cuda' when an NVIDIA GPU is usable, else 'cpu'."""
+    import torch
+
     return "cuda" if torch.cuda.is_available() else "cpu"
 
 
@@ -177,6 +183,7 @@ class _BatchGenerator:
     """One model copy generating for one batch of chat-formatted prompts at a time."""
 
     def __init__(self, model_dir: Path | str, dtype: str, device: str = "cpu"):
+        import torch
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
         self.device = device
@@ -188,6 +195,7 @@ class _BatchGenerator:
 
     def generate(self, prompts: list[str], params: GenerationParams) -> list[Result]:
         """Results for one batch, in prompt order."""
+        import torch
         from transformers import LogitsProcessorList
 
         inputs = self.tokenizer(prompts, return_tensors="pt", padding=True, add_special_tokens=False).to(self.device)
@@ -218,6 +226,8 @@ PR_SET_PDEATHSIG = 1  # linux/prctl.h
 
 
 def _load_worker_generator(model_dir: str, dtype: str, threads: int) -> None:
+    import torch
+
     global _worker_generator
     if sys.platform.startswith("linux"):  # die with the parent: a killed run leaves no worker behind
         ctypes.CDLL(None).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)

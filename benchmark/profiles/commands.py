@@ -13,8 +13,7 @@ from benchmark import paths
 from benchmark.data.dataset import load_dataset
 from benchmark.data.preprocess import PreprocessConfig
 from benchmark.errors import DataError
-from benchmark.profile_settings import ProfileResources, ProfileSettings
-from benchmark.profiles.backends import Backend, CacheOnly, GenerationParams
+from benchmark.profiles.backends import CacheOnly, GenerationParams
 from benchmark.profiles.generate import generate_profiles, pending_conversations, user_conversations
 from benchmark.profiles.lines import (
     JOBS_FORMAT,
@@ -25,21 +24,20 @@ from benchmark.profiles.lines import (
     write_lines,
 )
 from benchmark.profiles.prompts import PromptConfig, build_prompts
+from benchmark.profiles.settings import ProfileResources, ProfileSettings
 from benchmark.profiles.stats import profile_stats
 from benchmark.profiles.store import StoredProfile, cache_store
 from benchmark.profiles.weights import LLMS, source_for
 from benchmark.split import Split, SplitConfig
 
 
-def make_backend(args: argparse.Namespace, *, load: bool = True) -> Backend:
-    """The backend named on the command line (with `load=False`, only its identity)."""
+def resources_for(args: argparse.Namespace) -> ProfileResources:
+    """The generator named on the command line and the profile store of its cache folder."""
     settings = ProfileSettings(generator=args.model, generator_backend=args.backend, generator_url=args.base_url,
                                generator_concurrency=args.concurrency,
                                generator_requests_per_second=args.requests_per_second,
                                generator_dtype=args.dtype, generator_batch_size=args.batch_size)
-    if not load:
-        return CacheOnly(settings.backend_id)
-    return ProfileResources(settings, args.cache_dir, args.workers).backend()
+    return ProfileResources(settings, args.cache_dir, args.workers)
 
 
 def split_for(args: argparse.Namespace) -> Split:
@@ -48,8 +46,6 @@ def split_for(args: argparse.Namespace) -> Split:
                        preprocessing=PreprocessConfig(args.k_core, args.k_core))
     return SplitConfig(quantile=args.quantile, target=args.target, validation=args.validation,
                        validation_fraction=args.validation_fraction).apply(log)
-
-
 
 
 def run(args: argparse.Namespace) -> int:
@@ -76,10 +72,10 @@ def run(args: argparse.Namespace) -> int:
     elif args.limit:
         users = [p.user for p in build_prompts(split, prompts)[: args.limit]]
     generating = args.command != "stats"
-    backend = make_backend(args, load=generating)
-    store = cache_store(args.cache_dir)
-    profiles, summary = generate_profiles(split, backend, store, prompts=prompts, params=params, users=users,
-                                          progress=args.command == "generate", generate=generating)
+    with resources_for(args) as resources:
+        backend = resources.backend() if generating else CacheOnly(resources.settings.backend_id)
+        profiles, summary = generate_profiles(split, backend, resources.store, prompts=prompts, params=params,
+                                              users=users, progress=args.command == "generate", generate=generating)
     if args.command == "generate":
         print(summary.line())
         for reason, count in summary.failures.items():
@@ -92,17 +88,15 @@ def run(args: argparse.Namespace) -> int:
         print("\nPROFILE:", profiles.texts.get(user) or f"(none: {profiles.missing.get(user)})")
     else:
         print(json.dumps(profile_stats(split, profiles.texts, profiles.missing, args.history), indent=2))
-    store.close()
     return 0
 
 
 def _export_jobs(args: argparse.Namespace, split: Split, prompts: PromptConfig, params: GenerationParams) -> int:
     if args.backend != "transformers":
         raise DataError("export-jobs: jobs files are for the transformers backend (benchmark.profiles.worker)")
-    backend_id = make_backend(args, load=False).id
-    store = cache_store(args.cache_dir)
-    pending = pending_conversations(split, backend_id, store, prompts=prompts, params=params)
-    store.close()
+    with resources_for(args) as resources:
+        backend_id = resources.settings.backend_id
+        pending = pending_conversations(split, backend_id, resources.store, prompts=prompts, params=params)
     header = {"format": JOBS_FORMAT, "backend": backend_id, "model": source_for(args.model, LLMS).label,
               "dtype": args.dtype, "params": params.as_dict(), "dataset": split.log.name}
     write_lines(args.out, header, ({"key": key, "messages": list(c)} for key, c in pending.items()))
@@ -111,11 +105,10 @@ def _export_jobs(args: argparse.Namespace, split: Split, prompts: PromptConfig, 
 
 
 def _publish(args: argparse.Namespace, split: Split, prompts: PromptConfig, params: GenerationParams) -> int:
-    backend_id = make_backend(args, load=False).id
-    conversations = user_conversations(split, backend_id, prompts=prompts, params=params)
-    store = cache_store(args.cache_dir)
-    stored = store.profiles([key for key, _ in conversations.values()])
-    store.close()
+    with resources_for(args) as resources:
+        backend_id = resources.settings.backend_id
+        conversations = user_conversations(split, backend_id, prompts=prompts, params=params)
+        stored = resources.store.profiles([key for key, _ in conversations.values()])
     missing = [user for user, (key, _) in conversations.items() if key not in stored]
     if missing and not args.partial:
         raise DataError(f"publish: {len(missing)} of {len(conversations)} users have no cached profile "

@@ -9,7 +9,7 @@ import torch
 
 from baselines.bert4rec import BERT4Rec, BERT4RecConfig
 from baselines.sasrec import SASRec, SASRecConfig
-from benchmark.distill import DistillationObjective, DistillConfig, aggregate, distance
+from benchmark.methods.distill import DistillationObjective, DistillConfig, aggregate, distance
 from benchmark.trainer import Objective, TrainConfig, TrainingData, train
 
 
@@ -178,7 +178,7 @@ def test_layers_hook_block_outputs_before_the_final_layer_norm():
     for block in model.blocks:
         x = block(x, mask)
         outputs.append(x)
-    from benchmark.distill import hooked_index
+    from benchmark.methods.distill import hooked_index
 
     for layer in (1, 2, 3):
         assert torch.allclose(states[hooked_index(layer, 3)], outputs[layer - 1])

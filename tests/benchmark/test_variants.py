@@ -9,12 +9,13 @@ import torch
 
 from baselines.sasrec import SASRec, SASRecConfig
 from benchmark.data.dataset import load_dataset
+from benchmark.methods.base import FitContext
+from benchmark.methods.targets import TARGETS, build_targets, random_targets, shuffled, side_info_texts
 from benchmark.metrics import evaluate
-from benchmark.profile_settings import ProfileResources, ProfileSettings
 from benchmark.profiles.prompts import PromptConfig
-from benchmark.registry import MODELS, FitContext, get_model
+from benchmark.profiles.settings import ProfileResources, ProfileSettings
+from benchmark.registry import MODELS, get_model
 from benchmark.split import SplitConfig
-from benchmark.targets import DISTILL_TARGETS, build_targets, random_targets, shuffled, side_info_texts
 from benchmark.trainer import TrainingPaused, checkpoint_progress, companion_checkpoint, remove_checkpoint
 from tests.conftest import seed_profile_cache
 
@@ -61,7 +62,7 @@ def test_random_and_shuffled_controls(split, cache):
 
 def test_oracle_texts_hold_exactly_the_test_period_items(split):
     """The leaky upper bound is built from the interactions after the cutoff and from nothing else."""
-    from benchmark.targets import oracle_texts
+    from benchmark.methods.targets import oracle_texts
 
     texts = oracle_texts(split, PromptConfig(max_items=None))
     log = split.log
@@ -85,7 +86,7 @@ def test_leaky_rows_are_marked_in_the_leaderboard():
     assert "| sasrec-kd | 1 |" in table and "| sasrec-kd-oracle † | 1 |" in table and "† leaky" in table
 
 
-VARIANTS = [("sasrec-kd", {"target": target}) for target in DISTILL_TARGETS] + \
+VARIANTS = [("sasrec-kd", {"target": target}) for target in TARGETS] + \
     [(name, {}) for name, spec in MODELS.items() if spec.method and spec.method != "kd" or name == "bert4rec-kd"]
 
 
@@ -144,7 +145,7 @@ def test_llmemb_initialisation_uses_item_text(split, cache):
 
 
 def test_the_alignment_loss_is_llmembs_soft_contrastive_loss():
-    from benchmark.alignment import soft_contrastive
+    from benchmark.methods.alignment import soft_contrastive
 
     rng = np.random.default_rng(0)
     x, y, tau = rng.normal(size=(5, 4)), rng.normal(size=(5, 4)), 2.0
@@ -198,8 +199,8 @@ def test_a_paused_llmemb_run_resumes_its_teacher_from_a_checkpoint_instead_of_tr
 
 def test_the_alignment_loss_pulls_the_adapted_items_towards_the_pretrained_ones():
     from baselines.llmemb import LLMEmbConfig
-    from benchmark.alignment import AlignmentObjective
     from benchmark.interfaces import SequenceBatch
+    from benchmark.methods.alignment import AlignmentObjective
 
     torch.manual_seed(0)
     teacher = torch.randn(41, 8) * 2  # a pre-trained table at a trained model's scale

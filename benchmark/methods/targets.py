@@ -10,6 +10,9 @@
   user interacts with AFTER the cutoff, the test period itself. If distilling even this does not help,
   the distillation channel is the limit, not the LLM.
 
+Adding a target = one builder function + one row of `TARGETS` (the suite's `target:` values, the
+ablation controls, the profile generation and the leaky mark all read the table).
+
 Every target but `oracle` is built from the same training-period rows as the prompts (by default the
 rows the evaluated model is fitted on).
 """
@@ -19,15 +22,12 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Literal, get_args
 
 import numpy as np
 import pandas as pd
 
 from benchmark import paths
 from benchmark.files import atomic_output
-from benchmark.profile_settings import ProfileResources
-from benchmark.profiles.backends import CacheOnly
 from benchmark.profiles.encode import (
     SentenceEncoder,
     UserEmbeddings,
@@ -35,46 +35,80 @@ from benchmark.profiles.encode import (
     reduce_dimension,
     user_embeddings,
 )
-from benchmark.profiles.generate import NOT_GENERATED, GenerationSummary, Profiles, generate_profiles
+from benchmark.profiles.pipeline import llm_profile_embeddings
 from benchmark.profiles.prompts import PromptConfig, catalog_texts, item_lines, recent_history, template_for
+from benchmark.profiles.settings import ProfileResources
 from benchmark.profiles.store import Store
 from benchmark.split import HistoryScope, Split
 
-DistillTarget = Literal["llm", "shuffled", "random", "side_info", "side_info_mean", "oracle"]
-DISTILL_TARGETS: tuple[str, ...] = get_args(DistillTarget)
-LLM_TARGETS = ("llm", "shuffled")  # the targets made of LLM profiles
+
+@dataclass(frozen=True)
+class Target:
+    """A distillation target: how to build it (split, resources, seed, progress -> one vector per user),
+    whether it is made of LLM profiles (then every user's profile is generated through the profile
+    cache before training), whether its vectors are permuted among users after the reduction (a control
+    that differs from its source in assignment only), and whether it uses test-period information (leaky:
+    reported, never ranked)."""
+
+    build: Callable[[Split, ProfileResources, int, bool], UserEmbeddings]
+    uses_profiles: bool = False
+    permuted: bool = False
+    leaky: bool = False
+
+
+def _llm(split: Split, resources: ProfileResources, seed: int, progress: bool) -> UserEmbeddings:
+    return llm_profile_embeddings(split, resources, progress=progress)
+
+
+def _side_info(split: Split, resources: ProfileResources, seed: int, progress: bool) -> UserEmbeddings:
+    texts = side_info_texts(split, resources.settings.prompts)
+    return user_embeddings(split.log.n_users, texts, resources.encoder, resources.store, progress=progress)
+
+
+def _side_info_mean(split: Split, resources: ProfileResources, seed: int, progress: bool) -> UserEmbeddings:
+    return side_info_mean(split, resources.encoder, resources.store, resources.settings.prompts, progress=progress)
+
+
+def _oracle(split: Split, resources: ProfileResources, seed: int, progress: bool) -> UserEmbeddings:
+    texts = oracle_texts(split, resources.settings.prompts)
+    return user_embeddings(split.log.n_users, texts, resources.encoder, resources.store, progress=progress)
+
+
+def _random(split: Split, resources: ProfileResources, seed: int, progress: bool) -> UserEmbeddings:
+    return random_targets(split, resources.encoder.dim, seed, resources.settings.prompts.history)
+
+
+TARGETS: dict[str, Target] = {  # the first is the method's; `target: NAME` in a suite picks one
+    "llm": Target(_llm, uses_profiles=True),
+    "shuffled": Target(_llm, uses_profiles=True, permuted=True),
+    "random": Target(_random),
+    "side_info": Target(_side_info),
+    "side_info_mean": Target(_side_info_mean),
+    "oracle": Target(_oracle, leaky=True),
+}
+METHOD_TARGET = next(iter(TARGETS))
+CONTROL_TARGETS = tuple(name for name in TARGETS if name != METHOD_TARGET)
+LLM_TARGETS = tuple(name for name, target in TARGETS.items() if target.uses_profiles)
 
 
 @dataclass(frozen=True)
 class TargetConfig:
     """Which target a distilled model is pulled towards: the method's (`llm`) or a control's."""
 
-    target: DistillTarget = field(default="llm", metadata={"omit_if_default": True})
+    target: str = field(default=METHOD_TARGET, metadata={"omit_if_default": True})
 
     def __post_init__(self) -> None:
-        if self.target not in DISTILL_TARGETS:
-            raise ValueError(f"distill: target must be one of {', '.join(DISTILL_TARGETS)}, got {self.target!r}")
+        if self.target not in TARGETS:
+            raise ValueError(f"distill: target must be one of {', '.join(TARGETS)}, got {self.target!r}")
 
 
-def build_targets(split: Split, kind: DistillTarget, resources: ProfileResources, seed: int, *,
+def build_targets(split: Split, kind: str, resources: ProfileResources, seed: int, *,
                   progress: bool = True) -> UserEmbeddings:
     """The distillation targets of `kind` for every user of `split`, through the configured reduction
     (every kind alike, so that a control differs from the method in its content only)."""
-    settings = resources.settings
-    if kind == "side_info":
-        texts = side_info_texts(split, settings.prompts)
-        embeddings = user_embeddings(split.log.n_users, texts, resources.encoder, resources.store, progress=progress)
-    elif kind == "side_info_mean":
-        embeddings = side_info_mean(split, resources.encoder, resources.store, settings.prompts, progress=progress)
-    elif kind == "oracle":
-        texts = oracle_texts(split, settings.prompts)
-        embeddings = user_embeddings(split.log.n_users, texts, resources.encoder, resources.store, progress=progress)
-    elif kind == "random":
-        embeddings = random_targets(split, resources.encoder.dim, seed, settings.prompts.history)
-    else:
-        embeddings = llm_profile_targets(split, resources, progress=progress)
-    embeddings = reduced(embeddings, split, resources)
-    return shuffled(embeddings, seed) if kind == "shuffled" else embeddings
+    target = TARGETS[kind]
+    embeddings = reduced(target.build(split, resources, seed, progress), split, resources)
+    return shuffled(embeddings, seed) if target.permuted else embeddings
 
 
 def reduced(embeddings: UserEmbeddings, split: Split, resources: ProfileResources) -> UserEmbeddings:
@@ -97,31 +131,6 @@ def reduced(embeddings: UserEmbeddings, split: Split, resources: ProfileResource
     with atomic_output(path) as temporary, open(temporary, "wb") as handle:
         np.save(handle, result.matrix)
     return result
-
-
-def llm_profiles(split: Split, resources: ProfileResources, *, progress: bool = True,
-                 may_start: Callable[[float | None], bool] = lambda _: True) -> tuple[Profiles, GenerationSummary]:
-    """The split's LLM profiles, generating the uncached ones while `may_start` allows the next block (see
-    `generate_profiles`); the generator is loaded only if some profile is not cached yet."""
-    settings = resources.settings
-    cached = generate_profiles(split, CacheOnly(settings.backend_id), resources.store, prompts=settings.prompts,
-                               params=settings.generation, generate=False, progress=False)
-    if NOT_GENERATED not in cached[0].missing.values():
-        return cached
-    return generate_profiles(split, resources.backend(), resources.store, prompts=settings.prompts,
-                             params=settings.generation, progress=progress, may_start=may_start)
-
-
-def llm_profile_targets(split: Split, resources: ProfileResources, *, progress: bool = True) -> UserEmbeddings:
-    """LLM-profile embeddings, generating the profiles not cached yet."""
-    profiles, _ = llm_profiles(split, resources, progress=progress)
-    return profile_embeddings(split, profiles, resources, progress=progress)
-
-
-def profile_embeddings(split: Split, profiles: Profiles, resources: ProfileResources, *,
-                       progress: bool = True) -> UserEmbeddings:
-    """The embeddings of profiles already at hand (through the embedding cache)."""
-    return user_embeddings(split.log.n_users, profiles.texts, resources.encoder, resources.store, progress=progress)
 
 
 def shuffled(embeddings: UserEmbeddings, seed: int) -> UserEmbeddings:
