@@ -15,39 +15,31 @@ from typing import TYPE_CHECKING
 
 from benchmark.cli import run_command
 from benchmark.errors import DataError
-from benchmark.records import RunRecord, read_per_user, read_records
 
 if TYPE_CHECKING:  # pandas and SciPy are imported where used: `--help` answers at once
     import pandas as pd
 
-Seeds = dict[int, tuple[RunRecord, "pd.DataFrame"]]  # seed -> (run record, per-user metric table)
+    from analysis.runs import FinalRun
 
 
-def load_runs(folder: Path) -> dict[str, Seeds]:
-    """label -> seed -> (run record, per-user metric table) for every record under `folder`."""
-    runs: dict[str, Seeds] = {}
-    for path, record in read_records(folder):
-        runs.setdefault(record.label, {})[record.seed] = (record, read_per_user(path, record))
-    return runs
+def by_label(runs: list[FinalRun]) -> dict[str, list[FinalRun]]:
+    """The runs grouped by model entry label, in seed order."""
+    grouped: dict[str, list[FinalRun]] = {}
+    for run in sorted(runs, key=lambda run: run.record.seed):
+        grouped.setdefault(run.label, []).append(run)
+    return grouped
 
 
-def seed_summary(runs: dict[str, Seeds], metric: str) -> pd.DataFrame:
+def seed_summary(runs: dict[str, list[FinalRun]], metric: str) -> pd.DataFrame:
     """Per variant: number of seeds, mean and standard deviation over seeds of the test metric."""
     import numpy as np
     import pandas as pd
 
     rows = []
     for label, seeds in runs.items():
-        values = np.array([record.test[metric] for record, _ in seeds.values()])
+        values = np.array([run.record.test[metric] for run in seeds])
         rows.append({"variant": label, "seeds": len(values), "mean": values.mean(), "std": values.std()})
     return pd.DataFrame(rows).set_index("variant")
-
-
-def seed_averaged(seeds: Seeds, metric: str) -> pd.Series:
-    """Per-user metric averaged over seeds."""
-    from analysis.stats import user_means
-
-    return user_means([table[metric] for _, table in seeds.values()])
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -62,9 +54,10 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _compare(args: argparse.Namespace) -> int:
+    from analysis.runs import load_records, seed_averaged
     from analysis.stats import paired_comparison
 
-    runs = load_runs(args.runs)
+    runs = by_label(load_records(args.runs))
     if not runs:
         raise DataError(f"no run records under {args.runs}")
     summary = seed_summary(runs, args.metric)

@@ -6,7 +6,6 @@ from __future__ import annotations
 from collections.abc import Sequence
 from itertools import cycle
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import matplotlib
 
@@ -14,14 +13,9 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
-from mlflow.tracking import MlflowClient  # noqa: E402
 
+from analysis.runs import PRIMARY, FinalRun  # noqa: E402
 from benchmark.records import BEST_VALUE_METRIC, KIND_TRIAL, Variant, metric_name  # noqa: E402
-
-if TYPE_CHECKING:
-    from analysis.leaderboard import FinalRun
-
-PRIMARY = "ndcg@10"
 
 
 def gains_figure(tables: dict[tuple[str, str], tuple[pd.DataFrame, pd.DataFrame]], path: Path) -> Path | None:
@@ -146,6 +140,8 @@ def curves_figure(runs: Sequence[FinalRun], path: Path) -> Path | None:
 
 def optuna_figure(tracking_uri: str, suite: str, path: Path) -> Path | None:
     """Each study's trial values and best-so-far curve (from the trials logged to MLflow)."""
+    from mlflow.tracking import MlflowClient
+
     client = MlflowClient(tracking_uri)
     experiment = client.get_experiment_by_name(suite)
     trials = client.search_runs([experiment.experiment_id], f"tags.kind = '{KIND_TRIAL}'", max_results=10000)
@@ -179,11 +175,13 @@ def optuna_figure(tracking_uri: str, suite: str, path: Path) -> Path | None:
     return path
 
 
-def suite_figures(tables: dict, runs: Sequence[FinalRun], tracking_uri: str, suite: str, folder: Path) -> list[Path]:
-    """Every suite-level figure; returns the files written."""
+def suite_figures(tables: dict, runs: Sequence[FinalRun], tracking_uri: str | None, suite: str, folder: Path
+                  ) -> list[Path]:
+    """Every suite-level figure (the Optuna history only from a tracking store's trials); returns the files
+    written."""
     folder.mkdir(parents=True, exist_ok=True)
     written = [gains_figure(tables, folder / f"{suite}-gains.png"),
                surface_figure(tables, folder / f"{suite}-surface.png"),
                curves_figure(runs, folder / f"{suite}-training-curves.png"),
-               optuna_figure(tracking_uri, suite, folder / f"{suite}-optuna-history.png")]
+               optuna_figure(tracking_uri, suite, folder / f"{suite}-optuna-history.png") if tracking_uri else None]
     return [p for p in written if p is not None]

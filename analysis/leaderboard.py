@@ -1,22 +1,16 @@
-"""The leaderboard of a suite from its recorded final runs: loading them (`load_final_runs`), one table per
-dataset and split (`table_rows`: every metric's mean and CI per model, every paired comparison with its
+"""The leaderboard of a suite from its final runs (`analysis.runs`): one table per dataset and split (`table_rows`: every metric's mean and CI per model, every paired comparison with its
 verdict), and writing `leaderboard-SUITE.md/.csv/.tex`, the comparisons, the manifest, the index and the
 README block. `python -m analysis.report` is its command line; what the numbers mean is said there."""
 
 from __future__ import annotations
 
-import json
-import sys
-import tempfile
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from mlflow.tracking import MlflowClient
 
 from analysis.claims import claims_lines, equivalence_margin, load_claims, smallest_claimed_gain
-from analysis.figures import PRIMARY
+from analysis.runs import EXTRA_EVALUATION, LEAKY_MARK, METRICS, PRIMARY, FinalRun, seed_averaged
 from analysis.stats import (
     ALPHA,
     PairedResult,
@@ -25,68 +19,13 @@ from analysis.stats import (
     paired_comparison,
     reversed_verdict,
     seed_test,
-    user_means,
     verdict,
 )
 from benchmark import paths
-from benchmark.records import KIND_FINAL, KIND_TRIAL, TRIAL_SECONDS_METRIC, RunRecord, Variant
-from benchmark.tracking import PER_USER_ARTIFACT, RECORD_ARTIFACT
+from benchmark.records import Variant
 
-LEAKY_MARK = "†"
-EXTRA_EVALUATION = "; evaluation "  # how a table of an extra evaluation names it in its split label
-METRICS = [f"{name}@{k}" for name in ("ndcg", "hr", "mrr") for k in (5, 10, 20)]
 COMPARISON_COLUMNS = ["model", "reference", "kind", "metric", "seeds", *PairedResult.__dataclass_fields__, "seed_t_test_p",
                       "relative_gain", "reference_mean", "relative_margin"]
-
-
-@dataclass(frozen=True)
-class FinalRun:
-    """One recorded final run: its record and per-user test metrics."""
-
-    record: RunRecord
-    per_user: pd.DataFrame
-
-    @property
-    def label(self) -> str:
-        """The model entry's label."""
-        return self.record.label
-
-    @property
-    def group(self) -> tuple[str, str]:
-        """(dataset, split description): the runs of one table."""
-        quantile, target, validation, *others = self.record.split_config().label_parts()
-        name = self.record.evaluation_name
-        extra = f"{EXTRA_EVALUATION}{name}" if name else ""
-        return self.record.dataset, ", ".join([f"q={quantile[1:]}", f"target {target}", f"validation {validation}",
-                                               *others]) + extra
-
-
-def load_final_runs(tracking_uri: str, suite: str) -> list[FinalRun]:
-    """The latest final run of each (dataset, split, label, seed) in the suite's experiment, with its
-    artifacts: a run whose key changed (a new model setting, a new code version) supersedes the older
-    record of the same entry instead of being counted twice."""
-    client = MlflowClient(tracking_uri)
-    experiment = client.get_experiment_by_name(suite)
-    if experiment is None:
-        published = (f"; its records are published: import them with `python -m benchmark.tracking import --suite "
-                     f"{suite}` first") if suite in paths.PUBLISHED_SUITES else ""
-        raise ValueError(f"no MLflow experiment '{suite}' at {tracking_uri}: run the suite first{published}")
-    runs = client.search_runs([experiment.experiment_id], f"tags.kind = '{KIND_FINAL}'", max_results=10000,
-                              order_by=["attributes.start_time ASC"])
-    latest: dict[tuple, FinalRun] = {}
-    with tempfile.TemporaryDirectory() as folder:
-        for run in runs:
-            target = Path(folder) / run.info.run_id
-            target.mkdir()
-            stored = Path(client.download_artifacts(run.info.run_id, RECORD_ARTIFACT, str(target)))
-            record = RunRecord.from_json(json.loads(stored.read_text()))
-            per_user = pd.read_parquet(client.download_artifacts(run.info.run_id, PER_USER_ARTIFACT, str(target)))
-            final = FinalRun(record, per_user)
-            latest[(*final.group, final.label, record.seed)] = final
-    if len(latest) < len(runs):
-        print(f"{len(runs) - len(latest)} final run(s) superseded by a later run of the same dataset, split, "
-              "model label and seed: left out", file=sys.stderr)
-    return list(latest.values())
 
 
 def extra_evaluation_runs(runs: list[FinalRun], name: str) -> list[FinalRun]:
@@ -99,15 +38,6 @@ def extra_evaluation_runs(runs: list[FinalRun], name: str) -> list[FinalRun]:
         columns = {c: c.removeprefix(prefix) for c in run.per_user.columns if c.startswith(prefix)}
         seen.append(FinalRun(run.record.with_evaluation(name), run.per_user[list(columns)].rename(columns=columns)))
     return seen
-
-
-def tuning_effort(tracking_uri: str, suite: str, studies: set[str]) -> tuple[int, float]:
-    """(trials, hours of wall time) the suite's experiment records for these Optuna studies."""
-    client = MlflowClient(tracking_uri)
-    experiment = client.get_experiment_by_name(suite)
-    trials = client.search_runs([experiment.experiment_id], f"tags.kind = '{KIND_TRIAL}'", max_results=50000)
-    seconds = [t.data.metrics.get(TRIAL_SECONDS_METRIC, 0.0) for t in trials if t.data.tags.get("study") in studies]
-    return len(seconds), sum(seconds) / 3600
 
 
 def base_of(label: str, variants: dict[str, Variant]) -> str | None:
@@ -154,7 +84,7 @@ def table_rows(runs: list[FinalRun], order: list[str], margin_override: float | 
         labels += [label, *(e for e in extra if method_of_extra[e] == label)]
     labels += [label for label in extra if label not in labels]
     metrics = [m for m in METRICS if all(m in r.per_user for r in runs)]
-    means = {label: {m: user_means([r.per_user[m] for r in by_label[label]]) for m in metrics} for label in labels}
+    means = {label: {m: seed_averaged(by_label[label], m) for m in metrics} for label in labels}
     rows = []
     for label in labels:
         seeds = by_label[label]
@@ -175,8 +105,8 @@ def table_rows(runs: list[FinalRun], order: list[str], margin_override: float | 
             mine, theirs = paired_seeds(by_label[label], by_label[reference])
             margin = equivalence_margin(load_claims(), variants[label].backbone, margin_override)
             for metric in metrics:
-                theirs_mean = user_means([r.per_user[metric] for r in theirs])
-                result = paired_comparison(user_means([r.per_user[metric] for r in mine]), theirs_mean, margin)
+                theirs_mean = seed_averaged(theirs, metric)
+                result = paired_comparison(seed_averaged(mine, metric), theirs_mean, margin)
                 seed_p = seed_test([r.record.test[metric] for r in mine], [r.record.test[metric] for r in theirs])
                 comparisons.append({"model": label, "reference": reference, "kind": kind, "metric": metric,
                                     "seeds": len(mine), **result.as_dict(), "seed_t_test_p": seed_p,
@@ -307,13 +237,9 @@ def power_note(compared: pd.DataFrame) -> str:
             f"above that gain).")
 
 
-def studies_of(runs: list[FinalRun]) -> set[str]:
-    """The Optuna studies whose best parameters the runs use."""
-    return {r.record.study for r in runs if r.record.study}
-
-
-def protocol(runs: list[FinalRun], suite: str, tuning: tuple[int, float]) -> list[str]:
-    """What a reader needs to reproduce and judge the numbers; `tuning` = (trials run, hours)."""
+def protocol(runs: list[FinalRun], suite: str, tuning: tuple[int, float] | None) -> list[str]:
+    """What a reader needs to reproduce and judge the numbers; `tuning` = (trials run, hours) from a tracking
+    store, None when the runs come from their records (which carry no trials)."""
     records = [r.record for r in runs]
     datasets = sorted({(r.dataset, r.spec.data_fingerprint) for r in records})
     evaluation = records[0].spec.evaluation
@@ -339,16 +265,18 @@ def protocol(runs: list[FinalRun], suite: str, tuning: tuple[int, float]) -> lis
         else "- Tuning: none; every entry runs with its suite's fixed settings.",
         "- Profiles (generator | encoder): " + ("; ".join(profiles) if profiles else "none") + ".",
         "- Hardware: " + ("; ".join(hosts) if hosts else "not recorded") + f"; final runs took {hours:.1f} h "
-        "of wall time (fit + evaluation), " + (f"tuning {tuning[1]:.1f} h ({tuning[0]} trials)." if tuning[0]
+        "of wall time (fit + evaluation), " + (f"tuning {tuning[1]:.1f} h ({tuning[0]} trials)." if tuning and tuning[0]
+                                                 else "no tuning." if not trials
                                                  else "tuning time not in this tracking store (imported records)."
-                                                 if trials else "no tuning."),
+                                                 if tuning else "tuning time not in the run records (the trials "
+                                                 "are in the Optuna studies and MLflow)."),
     ]
 
 
-def write_report(runs: list[FinalRun], suite: str, output: Path, order: list[str], tuning: tuple[int, float],
+def write_report(runs: list[FinalRun], suite: str, output: Path, order: list[str], tuning: tuple[int, float] | None,
                  margin_override: float | None = None) -> dict[tuple[str, str], tuple]:
     """Write leaderboard-SUITE.md/.csv/.tex and return the tables per (dataset, split); `tuning` =
-    (trials run, hours) for the protocol; `margin_override`: the suite's equivalence margin, if it sets one."""
+    (trials run, hours) for the protocol, from a tracking store (None: the runs come from their records); `margin_override`: the suite's equivalence margin, if it sets one."""
     output.mkdir(parents=True, exist_ok=True)
     groups: dict[tuple[str, str], list[FinalRun]] = {}
     extra_names = sorted({name for run in runs for name in run.record.test_extra})
@@ -356,7 +284,8 @@ def write_report(runs: list[FinalRun], suite: str, output: Path, order: list[str
         groups.setdefault(run.group, []).append(run)
     tables = {group: table_rows(members, order, margin_override) for group, members in sorted(groups.items())}
     markdown = [f"# Leaderboard: suite `{suite}`", "",
-                "Generated by `python -m analysis.report` from the runs in the MLflow tracking store; do not "
+                "Generated by `python -m analysis.report` from the "
+                + ("runs in the MLflow tracking store" if tuning is not None else "suite's run records") + "; do not "
                 "edit by hand. Cells: mean over test users of the seed-averaged metric; * / ** : paired "
                 "randomization test, Holm-adjusted across the table's comparisons in that metric, p < 0.05 / 0.01 "
                 "against the base model (the plain backbone a variant extends).", "",

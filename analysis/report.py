@@ -1,7 +1,10 @@
-"""`python -m analysis.report [--suite full] [--tracking-uri URI] [--output DIR]`: the leaderboard.
+"""`python -m analysis.report [--suite full] [--records DIR | --tracking-uri URI] [--output DIR]`: the
+leaderboard.
 
-Reads the suite's final runs from the MLflow tracking store (record and per-user test metrics of each
-run) and writes, under the output folder, `leaderboard-SUITE.md` (the protocol, then one table per
+Reads the suite's final runs (record and per-user test metrics of each run) from its records folder
+(`results/runs/SUITE` for a published suite: nothing to import first), or from an MLflow tracking store
+with `--tracking-uri` (then the tuning effort and the Optuna history come from its trials), and writes,
+under the output folder, `leaderboard-SUITE.md` (the protocol, then one table per
 dataset and split), `leaderboard-SUITE.csv` (every number, long format), `leaderboard-SUITE.tex`, the
 paired comparisons `comparisons-SUITE-DATASET.csv`, the run manifest `manifest-SUITE.csv` (run key,
 model, seed, study, code version of every run reported) and figures in `figures/`; then rebuilds
@@ -32,8 +35,11 @@ def main(argv: list[str] | None = None) -> int:
     """Entry point; returns the process exit code."""
     parser = argparse.ArgumentParser(prog="python -m analysis.report", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--suite", default=paths.HEADLINE_SUITE, help="suite whose MLflow experiment is reported")
-    parser.add_argument("--tracking-uri", help="MLflow tracking URI (default: the embedded store in the cache)")
+    parser.add_argument("--suite", default=paths.HEADLINE_SUITE, help="suite whose final runs are reported")
+    parser.add_argument("--records", type=Path, help="folder of the suite's run records (default: results/runs/SUITE "
+                        "for a published suite, else <cache-dir>/runs/SUITE)")
+    parser.add_argument("--tracking-uri", help="read the runs from this MLflow tracking store instead of the records "
+                        "(e.g. the embedded sqlite:///<cache-dir>/mlflow/mlflow.db)")
     parser.add_argument("--cache-dir")
     parser.add_argument("--output", help="folder for leaderboard-SUITE.* and figures/ (default: results/ for the "
                         f"published suites {', '.join(paths.PUBLISHED_SUITES)}, else <cache-dir>/reports/SUITE)")
@@ -45,21 +51,22 @@ def main(argv: list[str] | None = None) -> int:
 
 def _run(args: argparse.Namespace) -> int:
     from analysis.figures import suite_figures
-    from analysis.leaderboard import embed_in_readme, load_final_runs, studies_of, tuning_effort, write_report
+    from analysis.leaderboard import embed_in_readme, write_report
+    from analysis.runs import load_suite_runs, studies_of, tuning_effort
     from benchmark.suite import load_suite
-    from benchmark.tracking import default_tracking_uri
 
     if args.tracking_uri is not None:
         check_tracking_uri(args.tracking_uri)
-    uri = args.tracking_uri or default_tracking_uri(args.cache_dir)
-    runs = load_final_runs(uri, args.suite)
+    uri = args.tracking_uri
+    runs = load_suite_runs(args.suite, args.records, uri, args.cache_dir)
     try:
         suite = load_suite(args.suite)
         order, margin = [m.display for m in suite.models], suite.equivalence_margin
     except ValueError:  # a suite no longer shipped: the report orders its models by label
         order, margin = [], None
     output = Path(args.output) if args.output else paths.report_dir(args.suite, args.cache_dir)
-    tables = write_report(runs, args.suite, output, order, tuning_effort(uri, args.suite, studies_of(runs)), margin)
+    tuning = tuning_effort(uri, args.suite, studies_of(runs)) if uri else None
+    tables = write_report(runs, args.suite, output, order, tuning, margin)
     for path in suite_figures(tables, runs, uri, args.suite, output / "figures"):
         print(f"wrote {path}")
     print(f"wrote {output}/leaderboard-{args.suite}.md, .csv, .tex and leaderboard.md ({len(runs)} runs)")

@@ -97,18 +97,18 @@ def comparison(records: list[tuple[RunRecord, pd.DataFrame]], method: str, contr
     import numpy as np
     import pandas as pd
 
-    from analysis.compare import seed_averaged
+    from analysis.runs import FinalRun, seed_averaged
     from analysis.stats import paired_comparison
 
     rows = []
-    groups: dict[tuple[str, str], dict[str, dict[int, tuple[RunRecord, pd.DataFrame]]]] = {}
+    groups: dict[tuple[str, str], dict[str, list[FinalRun]]] = {}
     for record, per_user in records:
         group = groups.setdefault((record.dataset, record.split_config().target), {})
-        group.setdefault(record.label, {})[record.seed] = (record, per_user)
+        group.setdefault(record.label, []).append(FinalRun(record, per_user))
     for (dataset, target), runs in groups.items():
         if method not in runs or control not in runs:
             continue
-        seeds = {label: np.array([r.test[metric] for r, _ in runs[label].values()]) for label in (method, control)}
+        seeds = {label: np.array([run.record.test[metric] for run in runs[label]]) for label in (method, control)}
         test = paired_comparison(seed_averaged(runs[method], metric), seed_averaged(runs[control], metric))
         rows.append({"dataset": dataset, "target": target, f"{method}": f"{seeds[method].mean():.4f} ± {seeds[method].std():.4f}",
                      f"{control}": f"{seeds[control].mean():.4f} ± {seeds[control].std():.4f}",

@@ -139,6 +139,7 @@ class RunRecord:
     tuning: Tuning | None = None
     host: dict[str, Any] | None = None
     test_extra: dict[str, dict[str, Any]] = field(default_factory=dict)
+    finished: str | None = None  # when the run ended (ISO 8601, UTC); records written before it was kept: None
     cached: bool = False  # read from an earlier command's record (not serialised)
     evaluation_name: str | None = None  # set on a view of the record under one of its extra evaluations
 
@@ -198,7 +199,8 @@ class RunRecord:
         return {"key": self.key, "config": self.spec.as_dict(), "split_report": self.split_report, "test": self.test,
                 **({"test_extra": self.test_extra} if self.test_extra else {}), "fit": self.fit,
                 "fit_seconds": self.fit_seconds, "tuning": asdict(self.tuning) if self.tuning else None, "host": self.host,
-                "eval_seconds": self.eval_seconds, "per_user": self.per_user_file}
+                "eval_seconds": self.eval_seconds, "per_user": self.per_user_file,
+                **({"finished": self.finished} if self.finished else {})}
 
     @classmethod
     def from_json(cls, plain: dict[str, Any], cached: bool = False) -> RunRecord:
@@ -208,8 +210,7 @@ class RunRecord:
             raise ValueError(f"run record {plain['key']}: its configuration hashes to {spec.key}")
         return cls(spec, plain["split_report"], plain["test"], plain["fit"], plain["fit_seconds"],
                    plain["eval_seconds"], plain["per_user"], Tuning(**plain["tuning"]) if plain.get("tuning") else None,
-                   plain.get("host"),
-                   plain.get("test_extra", {}), cached)
+                   plain.get("host"), plain.get("test_extra", {}), plain.get("finished"), cached)
 
     def with_evaluation(self, name: str) -> RunRecord:
         """The record as extra evaluation `name` saw it: that evaluation's means as `test`."""

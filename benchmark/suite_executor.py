@@ -14,6 +14,7 @@ import platform
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import asdict
+from datetime import UTC, datetime
 from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -337,7 +338,8 @@ class SuiteExecutor:
         per_user_path.parent.mkdir(parents=True, exist_ok=True)
         per_user.to_csv(per_user_path)
         record = RunRecord(spec, stage.split.report(), result.means, fitted.info, fit_seconds,
-                           time.perf_counter() - started - fit_seconds, per_user_path.name, tuning, host(self.options.device), extra)
+                           time.perf_counter() - started - fit_seconds, per_user_path.name, tuning, host(self.options.device), extra,
+                           datetime.now(UTC).isoformat(timespec="seconds"))
         write_record(path, record)  # its presence marks the run as done
         remove_checkpoint(context.checkpoint)
         return record

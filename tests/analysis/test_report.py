@@ -4,13 +4,16 @@ under a new key replaces the older record instead of being counted twice."""
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pandas as pd
 import pytest
 
 from analysis.figures import curve_panels, gains_figure
-from analysis.leaderboard import FinalRun, base_of, leaderboard_markdown, load_final_runs, method_of, table_rows
-from benchmark.records import RunRecord, RunSpec, variant_of
+from analysis.leaderboard import base_of, leaderboard_markdown, method_of, table_rows
+from analysis.runs import FinalRun, load_from_mlflow, load_records
+from benchmark.records import RunRecord, RunSpec, result_path, variant_of, write_record
 from benchmark.tracking import Tracker
 
 USERS = 200
@@ -51,14 +54,30 @@ def test_no_gains_figure_while_nothing_is_compared(tmp_path):
     assert not path.exists()
 
 
-def test_a_rerun_under_a_new_key_supersedes_the_older_record(tmp_path):
+def test_a_rerun_under_a_new_key_supersedes_the_older_record_in_mlflow(tmp_path):
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     tracker = Tracker(uri, "synthetic")
     older = final_run("sasrec-kd", 0, np.full(USERS, 0.1))
     newer = final_run("sasrec-kd", 0, np.full(USERS, 0.3), lr=0.01)
     for run in (older, final_run("sasrec-kd", 1, np.full(USERS, 0.2)), newer):
         tracker.log_final(run.record, run.per_user)
-    loaded = {(run.label, run.record.seed): run.record.test["ndcg@10"] for run in load_final_runs(uri, "synthetic")}
+    loaded = {(run.label, run.record.seed): run.record.test["ndcg@10"] for run in load_from_mlflow(uri, "synthetic")}
+    assert loaded == {("sasrec-kd", 0): pytest.approx(0.3), ("sasrec-kd", 1): pytest.approx(0.2)}
+
+
+@pytest.mark.parametrize("newer_lr", [0.01, 0.0001])  # the newer record's path sorts after, then before, the older's
+def test_a_rerun_under_a_new_key_supersedes_the_older_record_in_a_records_folder(tmp_path, newer_lr):
+    """The later `finished` time wins, whatever the order of the records' file names."""
+    runs = [(final_run("sasrec-kd", 0, np.full(USERS, 0.1)), "2026-01-01T00:00:00+00:00"),
+            (final_run("sasrec-kd", 1, np.full(USERS, 0.2)), "2026-01-02T00:00:00+00:00"),
+            (final_run("sasrec-kd", 0, np.full(USERS, 0.3), lr=newer_lr), "2026-01-03T00:00:00+00:00")]
+    for run, finished in runs:
+        path = result_path(tmp_path, run.record.spec)
+        record = replace(run.record, per_user_file=f"{path.stem}.csv.gz", finished=finished)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        run.per_user.to_csv(path.parent / record.per_user_file)
+        write_record(path, record)
+    loaded = {(run.label, run.record.seed): run.record.test["ndcg@10"] for run in load_records(tmp_path)}
     assert loaded == {("sasrec-kd", 0): pytest.approx(0.3), ("sasrec-kd", 1): pytest.approx(0.2)}
 
 
