@@ -109,15 +109,6 @@ def storage_for(url: str) -> optuna.storages.RDBStorage:
     raise AssertionError("unreachable")
 
 
-def distribution(spec: ParamRange) -> optuna.distributions.BaseDistribution:
-    """The Optuna distribution `suggest` samples one parameter's range from."""
-    if spec.choices is not None:
-        return optuna.distributions.CategoricalDistribution(spec.choices)
-    if spec.is_int:
-        return optuna.distributions.IntDistribution(int(spec.low), int(spec.high), step=int(spec.step or 1))
-    return optuna.distributions.FloatDistribution(float(spec.low), float(spec.high), log=spec.log, step=spec.step)
-
-
 def suggest(trial: optuna.Trial, space: dict[str, ParamRange]) -> dict[str, Any]:
     """Sample one point of the search space."""
     values: dict[str, Any] = {}

@@ -35,7 +35,7 @@ from benchmark.files import atomic_output
 from benchmark.records import RunRecord, read_records
 
 if TYPE_CHECKING:  # the harness (torch) is imported where used: `--help` answers at once
-    from benchmark.suite import Suite
+    from benchmark.suite import ParamRange, Suite
 
 LOST = "lost"  # a trial known to have finished whose details were lost (`rebuild` writes them)
 MISSING = "missing_from_archive"  # a trial number absent from the file (it was running when written)
@@ -125,10 +125,17 @@ def restore_study(archive: Path, name: str, storage: optuna.storages.BaseStorage
     return True
 
 
+def distribution(spec: ParamRange) -> optuna.distributions.BaseDistribution:
+    """The Optuna distribution `suggest` samples one parameter's range from."""
+    if spec.choices is not None:
+        return optuna.distributions.CategoricalDistribution(spec.choices)
+    if spec.is_int:
+        return optuna.distributions.IntDistribution(int(spec.low), int(spec.high), step=int(spec.step or 1))
+    return optuna.distributions.FloatDistribution(float(spec.low), float(spec.high), log=spec.log, step=spec.step)
+
+
 def rebuilt_trials(record: RunRecord, suite: Suite) -> list[dict[str, Any]]:
     """The archive trials of the study a record's tuning names, as far as the record knows them."""
-    from benchmark.studies import distribution
-
     tuning = record.tuning
     assert tuning is not None, "a record without tuning names no study"
     label = tuning.study.rsplit("/", 1)[1].rsplit("@", 1)[0]

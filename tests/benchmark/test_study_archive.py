@@ -15,7 +15,6 @@ from benchmark.studies import (
     ERROR,
     RETRY_OF,
     best_params,
-    distribution,
     finished,
     finished_trials,
     next_interrupted,
@@ -25,7 +24,7 @@ from benchmark.studies import (
     storage_for,
     suggest,
 )
-from benchmark.study_archive import archive_path, export_study, rebuild, restore_study
+from benchmark.study_archive import archive_path, distribution, export_study, rebuild, restore_study
 from benchmark.suite import ParamRange, Suite, TuningConfig
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)

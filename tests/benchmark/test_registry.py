@@ -1,9 +1,8 @@
-"""The project's seams: models depend only on the shared interfaces, suites name variants by parameter
-(historical names still work), published records keep their keys, and split labels say everything."""
+"""The registry's names: suites name variants by parameter (historical names still work), published
+records keep their keys, and split labels say everything. (The import layers: tests/test_layers.py.)"""
 
 from __future__ import annotations
 
-import ast
 from pathlib import Path
 
 import pytest
@@ -14,17 +13,6 @@ from benchmark.studies import study_name
 from benchmark.suite import ModelEntry, Suite
 
 ROOT = Path(__file__).resolve().parents[2]
-
-
-def test_models_import_nothing_from_the_harness_but_the_shared_interfaces():
-    imported = set()
-    for path in (ROOT / "baselines").glob("*.py"):
-        for node in ast.walk(ast.parse(path.read_text())):
-            if isinstance(node, ast.ImportFrom) and node.module:
-                imported.add(node.module)
-            elif isinstance(node, ast.Import):
-                imported.update(alias.name for alias in node.names)
-    assert {module for module in imported if module.split(".")[0] == "benchmark"} == {"benchmark.interfaces"}
 
 
 @pytest.mark.parametrize("entry,name,label,params", [
