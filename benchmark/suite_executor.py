@@ -108,7 +108,7 @@ class SuiteExecutor:
             from benchmark.tracking import Tracker, default_tracking_uri
 
             uri = self.options.tracking_uri or default_tracking_uri(self.options.cache_dir)
-            self._tracker = Tracker(uri, self.suite.name)
+            self._tracker = Tracker(uri, self.suite.name, self.suite.description or None)
         return self._tracker
 
     # -- the phases ----------------------------------------------------------------------------------

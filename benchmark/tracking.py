@@ -22,7 +22,9 @@ import json
 import subprocess
 import sys
 import tempfile
+import time
 from collections.abc import Iterable
+from datetime import datetime
 from functools import cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -72,12 +74,14 @@ def git_commit() -> str:
 class Tracker:
     """Logs runs and trials of one suite into one MLflow experiment."""
 
-    def __init__(self, uri: str, suite: str):
+    def __init__(self, uri: str, suite: str, description: str | None = None):
         from mlflow.tracking import MlflowClient
 
         self.uri = uri
         self.client = MlflowClient(uri)
         self.experiment_id = self._experiment(suite)
+        if description:  # what the MLflow UI shows as the experiment's description
+            self.client.set_experiment_tag(self.experiment_id, "mlflow.note.content", description)
 
     def _experiment(self, name: str) -> str:
         from mlflow.exceptions import MlflowException
@@ -98,16 +102,19 @@ class Tracker:
         condition = " and ".join(f"tags.`{k}` = '{v}'" for k, v in tags.items())
         return list(self.client.search_runs([self.experiment_id], filter_string=condition))
 
-    def log_final(self, record: RunRecord, per_user: pd.DataFrame) -> str:
-        """Log a finished run (once: an existing run with the same key is returned instead)."""
+    def log_final(self, record: RunRecord, per_user: pd.DataFrame, path: Path | None = None) -> str:
+        """Log a finished run (once: an existing run with the same key is returned instead), timed as it
+        ran: ending when its record says it finished (see `finish_time`; `path`: the record's file)."""
         from mlflow.entities import Metric
 
         existing = self.find(run_key=record.key, kind=KIND_FINAL)
         if existing:
             return existing[0].info.run_id
+        finished, source = finish_time(record, path)
         run = self.client.create_run(
-            self.experiment_id, run_name=f"{record.dataset}/{record.label}/seed{record.seed}",
-            tags={**record.mlflow_tags(), "git_commit": git_commit()})
+            self.experiment_id, run_name=f"{record.dataset} · {record.label} · seed {record.seed}",
+            start_time=int(1000 * (finished - record.seconds)),
+            tags={**record.mlflow_tags(), "git_commit": git_commit(), "finished_from": source})
         run_id = run.info.run_id
         metrics = _history_metrics(record.history) + [Metric(k, v, 0, 0) for k, v in record.mlflow_metrics().items()]
         self._log(run_id, record.mlflow_params(), metrics)
@@ -117,7 +124,7 @@ class Tracker:
             per_user.to_parquet(Path(folder) / PER_USER_ARTIFACT)
             for name in ("config.json", RECORD_ARTIFACT, PER_USER_ARTIFACT):
                 self.client.log_artifact(run_id, str(Path(folder) / name))
-        self.client.set_terminated(run_id)
+        self.client.set_terminated(run_id, end_time=int(1000 * finished))
         return run_id
 
     def log_trial(self, study: str, trial: FrozenTrial, tags: dict[str, str]) -> None:
@@ -155,6 +162,20 @@ class Tracker:
             self.client.log_batch(run_id, metrics=metrics[start:start + 10 * BATCH])
 
 
+def finish_time(record: RunRecord, path: Path | None) -> tuple[float, str]:
+    """(when the run finished, as a Unix time; where that comes from): the record's own `finished` time;
+    for a record written before records kept it, the time of the commit that added its file (an upper
+    bound); else now (a record just written and not committed)."""
+    if record.finished:
+        return datetime.fromisoformat(record.finished).timestamp(), "record"
+    if path is not None:
+        added = subprocess.run(["git", "log", "--diff-filter=A", "--format=%ct", "-1", "--", path.name],
+                               capture_output=True, text=True, cwd=path.parent).stdout.strip()
+        if added:
+            return float(added), "git commit of the record"
+    return time.time(), "logging time"
+
+
 def _history_metrics(history: Iterable[dict[str, float]]) -> list[Metric]:
     """Per-epoch metrics with step = epoch (what the MLflow UI plots as training curves)."""
     from mlflow.entities import Metric
@@ -169,9 +190,19 @@ def import_records(tracker: Tracker, folder: Path, keys: set[str] | None = None)
     considered = 0
     for path, record in read_records(folder):
         if keys is None or record.key in keys:
-            tracker.log_final(record, read_per_user(path, record))
+            tracker.log_final(record, read_per_user(path, record), path)
             considered += 1
     return considered
+
+
+def suite_description(suite: str) -> str | None:
+    """The suite file's description (None for a suite no longer shipped)."""
+    from benchmark.suite import load_suite
+
+    try:
+        return load_suite(suite).description or None
+    except ValueError:
+        return None
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -200,7 +231,7 @@ def _import(args: argparse.Namespace) -> int:
     if args.tracking_uri is not None:
         check_tracking_uri(args.tracking_uri)
     uri = args.tracking_uri or default_tracking_uri(args.cache_dir)
-    count = import_records(Tracker(uri, args.suite), folder, keys)
+    count = import_records(Tracker(uri, args.suite, suite_description(args.suite)), folder, keys)
     print(f"{count} final runs of {args.suite} from {folder} in {uri}\nbrowse them with: mlflow ui --backend-store-uri {uri}")
     return 0
 

@@ -137,12 +137,17 @@ def test_checkpoints_load_without_unpickling_arbitrary_objects(tmp_path):
     assert not marker.exists() and not checkpoint.exists()
 
 
-def test_a_report_without_its_runs_points_to_the_import_of_the_published_records(tmp_path, capsys):
+def test_a_report_without_its_runs_says_where_they_are(tmp_path, capsys):
+    """An empty tracking store points to the records (the default source); a missing records folder is
+    named. Each is one line."""
     from analysis.report import main as report_cli
 
     assert report_cli(["--suite", "quick", "--tracking-uri", f"sqlite:///{tmp_path / 'empty.db'}"]) == 2
     err = capsys.readouterr().err
-    assert "python -m benchmark.tracking import --suite quick" in err and err.count("\n") == 1
+    assert "report its records (leave out --tracking-uri)" in err and err.count("\n") == 1
+    assert report_cli(["--suite", "quick", "--records", str(tmp_path / "nothing")]) == 2
+    err = capsys.readouterr().err
+    assert f"{tmp_path / 'nothing'}: no run records" in err and err.count("\n") == 1
 
 
 @pytest.mark.parametrize("verbose", [False, True])

@@ -208,14 +208,14 @@ def test_extra_evaluations_are_recorded_and_reported_as_their_own_tables(mirror,
     per_user = read_per_user(record_path, record)
     assert per_user["seen_filtered/ndcg@10"].mean() == pytest.approx(extra["test"]["ndcg@10"])
     assert per_user["seen_filtered/ndcg@10"].mean() >= per_user["ndcg@10"].mean()  # filtering can only help
-    assert report_cli(["--suite", "small", "--cache-dir", str(tmp_path / "cache"), "--output",
+    assert report_cli(["--suite", "small", "--records", str(tmp_path / "runs"), "--output",
                        str(tmp_path / "report")]) == 0
     markdown = (tmp_path / "report" / "leaderboard-small.md").read_text()
     assert "target last, validation by_time)" in markdown and "validation by_time; evaluation seen_filtered)" in markdown
     assert "Extra evaluation `seen_filtered`: seen items filtered" in markdown
     readme = tmp_path / "README.md"
     readme.write_text("<!-- leaderboard:small -->\n<!-- /leaderboard:small -->\n")
-    assert report_cli(["--suite", "small", "--cache-dir", str(tmp_path / "cache"), "--output",
+    assert report_cli(["--suite", "small", "--records", str(tmp_path / "runs"), "--output",
                        str(tmp_path / "report"), "--readme", str(readme)]) == 0
     assert "validation by_time)" in readme.read_text() and "seen_filtered" not in readme.read_text()
     from mlflow.tracking import MlflowClient

@@ -49,3 +49,32 @@ def test_runs_are_logged_to_a_real_mlflow_server(tmp_path, profile_cache):
     finally:
         server.terminate()
         server.wait(timeout=30)
+
+
+def test_imported_runs_show_when_they_ran_a_readable_name_and_the_suite_description(tmp_path):
+    """MLflow's "Created" and duration come from the record (its finish time less its fit and evaluation
+    time), not from the import; a record older than `finished` takes the commit that added it."""
+    import pandas as pd
+
+    from benchmark.records import RunRecord, RunSpec, read_records
+    from benchmark.tracking import Tracker
+
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    spec = RunSpec("synthetic", "amazon-beauty", "fingerprint", {"quantile": 0.9}, {}, "sasrec-kd",
+                   "sasrec-kd-beta_off-shuffled", {"lr": 0.001}, 2)
+    record = RunRecord(spec, {}, {"ndcg@10": 0.02}, {}, 600.0, 30.0, "per_user.csv.gz",
+                       finished="2026-12-01T10:00:00+00:00")
+    tracker = Tracker(uri, "synthetic", "one knob at a time")
+    run = MlflowClient(uri).get_run(tracker.log_final(record, pd.DataFrame({"ndcg@10": [0.02]})))
+    assert run.info.run_name == "amazon-beauty · sasrec-kd-beta_off-shuffled · seed 2"
+    finished = 1_796_119_200_000  # 2026-12-01 10:00 UTC in milliseconds
+    assert run.info.end_time == finished and run.info.start_time == finished - 630_000
+    assert run.data.tags["finished_from"] == "record"
+    experiment = MlflowClient(uri).get_experiment(tracker.experiment_id)
+    assert experiment.tags["mlflow.note.content"] == "one knob at a time"
+
+    path, published = read_records(ROOT / "results" / "runs" / "kd-ml1m")[0]  # written before `finished`
+    run = MlflowClient(uri).get_run(tracker.log_final(published, pd.DataFrame({"ndcg@10": [0.0]}), path))
+    added = subprocess.run(["git", "log", "--diff-filter=A", "--format=%ct", "-1", "--", path.name], cwd=path.parent,
+                           capture_output=True, text=True).stdout.strip()
+    assert run.data.tags["finished_from"] == "git commit of the record" and run.info.end_time == int(added) * 1000
