@@ -53,7 +53,7 @@ def control_entry(method: ModelEntry, control: str, value: Any = None) -> ModelE
     from benchmark.suite import ModelEntry
 
     if MODELS[method.name].target(method.params) != METHOD_TARGET:
-        distilling = (name for name, spec in MODELS.items() if spec.target({}) is not None)
+        distilling = (name for name, spec in MODELS.items() if spec.has_target)
         raise DataError(f"--method {method.display}: ablations apply to a model distilled from LLM profiles "
                         f"(a `{'`, `'.join(distilling)}` entry with target {METHOD_TARGET})")
     if control not in controls():

@@ -55,11 +55,14 @@ class ModelSpec:
             raise ValueError(f"{self.backbone} is not a neural backbone")
         return self.model_class(n_items, self.config_class(**architecture))
 
+    @property
+    def has_target(self) -> bool:
+        """Whether the model's method is pulled towards a per-user target (a `target` parameter)."""
+        return TargetConfig in METHODS[self.method].configs
+
     def target(self, params: dict[str, Any]) -> str | None:
         """The distillation target these params choose (None for a model whose method has no target)."""
-        if TargetConfig not in METHODS[self.method].configs:
-            return None
-        return self.resolve(params).get("target", METHOD_TARGET)
+        return self.resolve(params).get("target", METHOD_TARGET) if self.has_target else None
 
     def profile_settings(self, params: dict[str, Any]) -> ProfileSettings | None:
         """The LLM profile generator/encoder settings within `params` (None unless the fit needs every

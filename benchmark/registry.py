@@ -25,7 +25,7 @@ from baselines.bert4rec import BERT4Rec, BERT4RecConfig
 from baselines.popularity import most_pop, recent_pop
 from baselines.sasrec import SASRec, SASRecConfig
 from benchmark.methods import METHODS
-from benchmark.methods.targets import CONTROL_TARGETS, METHOD_TARGET, TargetConfig
+from benchmark.methods.targets import CONTROL_TARGETS, METHOD_TARGET
 from benchmark.model_spec import ModelSpec, neural_spec, popularity_spec
 
 
@@ -49,7 +49,7 @@ NEURAL_BACKBONES = [name for name, spec in MODELS.items() if spec.model_class is
 def _historical_names() -> dict[str, tuple[str, dict[str, Any]]]:
     """The names runs were published under before targets became parameters: name -> (entry, params)."""
     return {f"{name}-{target}": (name, {"target": target}) for name, spec in MODELS.items()
-            if TargetConfig in METHODS[spec.method].configs for target in CONTROL_TARGETS}
+            if spec.has_target for target in CONTROL_TARGETS}
 
 
 HISTORICAL_NAMES = _historical_names()
@@ -77,7 +77,7 @@ def key_identity(name: str, resolved: dict[str, Any]) -> tuple[str, dict[str, An
     spec = MODELS[name]
     if spec.method == "textinit":
         return f"{spec.backbone}-llmemb", resolved
-    if spec.target(resolved) not in (None, METHOD_TARGET):
+    if spec.has_target and resolved.get("target", METHOD_TARGET) != METHOD_TARGET:  # already resolved
         return f"{name}-{resolved['target']}", {k: v for k, v in resolved.items() if k != "target"}
     return name, resolved
 
