@@ -24,6 +24,7 @@ per-user differences and the number of users (normal approximation: (z_0.975 + z
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
+from functools import lru_cache
 
 import numpy as np
 import pandas as pd
@@ -33,7 +34,8 @@ ALPHA = 0.05
 BOOTSTRAP_RESAMPLES = 5000
 # Sign flips of the randomization test: p-values down to 1e-4 rest on ~10 exceedances.
 RANDOMIZATION_RESAMPLES = 100_000
-_FLIP_BLOCK_VALUES = 4_000_000  # sign flips drawn per block (bounds the memory of one block to ~32 MB)
+_FLIP_BLOCK_VALUES = 4_000_000  # uniforms drawn per block while the sign flips are generated (~32 MB)
+_FLIP_ROWS_PER_BLOCK = 8192  # flip rows summed at once (bounds the lookup block to ~8 MB per 128 users)
 
 
 @dataclass(frozen=True)
@@ -57,14 +59,71 @@ class PairedResult:
         return asdict(self)
 
 
+@lru_cache(maxsize=2)
+def _bootstrap_counts(users: int, seed: int) -> np.ndarray:
+    """How often each of `users` observations is drawn in each resample `scipy.stats.bootstrap` draws from
+    `seed` (users x resamples, one row per user): one table per user count, shared by every interval over
+    the same test users, so an interval costs one product over the users whose value is not 0."""
+    indices = np.random.default_rng(seed).integers(0, users, (BOOTSTRAP_RESAMPLES, users))
+    indices += np.arange(BOOTSTRAP_RESAMPLES)[:, None] * users
+    counts = np.bincount(indices.ravel(), minlength=BOOTSTRAP_RESAMPLES * users).reshape(BOOTSTRAP_RESAMPLES, users)
+    return np.ascontiguousarray(counts.T, dtype=np.min_scalar_type(counts.max()))
+
+
 def mean_ci(values: np.ndarray, seed: int = 0, level: float = 0.95) -> tuple[float, float]:
-    """Percentile bootstrap confidence interval of the mean of `values`."""
+    """Percentile bootstrap confidence interval of the mean of `values`: the resamples and quantiles of
+    `scipy.stats.bootstrap(..., method="percentile")` with `random_state=np.random.default_rng(seed)`;
+    each resample's mean is summed as counts x values, so it may differ from scipy's in the last bit."""
     values = np.asarray(values, dtype=float)
     if len(values) < 2 or np.all(values == values[0]):
         return float(values.mean()), float(values.mean())
-    result = stats.bootstrap((values,), np.mean, n_resamples=BOOTSTRAP_RESAMPLES, confidence_level=level,
-                             method="percentile", random_state=np.random.default_rng(seed), vectorized=True)
-    return float(result.confidence_interval.low), float(result.confidence_interval.high)
+    nonzero = np.flatnonzero(values)
+    means = values[nonzero] @ _bootstrap_counts(len(values), seed)[nonzero].astype(float) / len(values)
+    alpha = np.asarray((1 - level) / 2)
+    low, high = stats.quantile(means, np.stack([alpha, 1 - alpha]), axis=-1)
+    return float(low), float(high)
+
+
+class _SignFlips:
+    """The stream of random sign flips of one seed, `rng.random(...) < 0.5` in drawing order, kept
+    between tests: a test of `length` nonzero differences reads its `resamples` x `length` flips as the
+    first `resamples * length` of the stream, exactly the flips it would draw itself."""
+
+    def __init__(self) -> None:
+        self.seed: int | None = None
+        self.flips = np.empty(0, dtype=bool)
+
+    def rows(self, seed: int, resamples: int, length: int) -> np.ndarray:
+        """The flips of `resamples` rows of `length` differences (True: that difference changes sign)."""
+        needed = resamples * length
+        if seed != self.seed or len(self.flips) < needed:
+            rng = np.random.default_rng(seed)
+            flips = np.empty(needed, dtype=bool)
+            for start in range(0, needed, _FLIP_BLOCK_VALUES):
+                stop = min(start + _FLIP_BLOCK_VALUES, needed)
+                flips[start:stop] = rng.random(stop - start) < 0.5
+            self.seed, self.flips = seed, flips
+        return self.flips[:needed].reshape(resamples, length)
+
+
+_SIGN_FLIPS = _SignFlips()
+
+
+def _flipped_sums(values: np.ndarray, flips: np.ndarray) -> np.ndarray:
+    """Per row of `flips`, the sum of `values` with the flipped ones negated. Eight flips are packed into
+    a byte, and each byte looks up the sum of its eight values under that pattern (a table of 256 sums per
+    group of eight), so a row costs one lookup per eight users instead of one multiply-add per user."""
+    groups = -(-len(values) // 8)
+    padded = np.zeros(groups * 8)
+    padded[:len(values)] = values
+    by_group = padded.reshape(groups, 8)
+    patterns = (np.arange(256)[:, None] >> np.arange(8)) & 1  # bit j of a byte flips value j of its group
+    table = (by_group.sum(axis=1)[:, None] - 2 * (patterns @ by_group.T).T)  # (groups, 256)
+    sums = np.empty(len(flips))
+    for start in range(0, len(flips), _FLIP_ROWS_PER_BLOCK):
+        packed = np.packbits(flips[start:start + _FLIP_ROWS_PER_BLOCK], axis=1, bitorder="little")
+        sums[start:start + len(packed)] = table[np.arange(groups), packed].sum(axis=1)
+    return sums
 
 
 def randomization_p(differences: np.ndarray, resamples: int = RANDOMIZATION_RESAMPLES, seed: int = 0) -> float:
@@ -75,7 +134,8 @@ def randomization_p(differences: np.ndarray, resamples: int = RANDOMIZATION_RESA
     observed flip counted, p = (1 + exceedances) / (1 + resamples). Zero differences cannot change sign,
     so only the nonzero ones are flipped: the same test as `scipy.stats.permutation_test(...,
     permutation_type="samples")` on the mean, which took ~6x longer on the same 1e5 flips of 460 nonzero
-    differences (2.2 s against 0.35 s, measured here) before counting the zeros it would flip as well."""
+    differences (2.2 s against 0.35 s, measured here) before counting the zeros it would flip as well.
+    The flips of a seed are drawn once per process and shared by every test (see `_SignFlips`)."""
     nonzero = np.asarray(differences, dtype=float)
     nonzero = nonzero[nonzero != 0]
     if len(nonzero) == 0:
@@ -85,14 +145,8 @@ def randomization_p(differences: np.ndarray, resamples: int = RANDOMIZATION_RESA
     if 2 ** len(nonzero) <= resamples:
         flips = (np.arange(2 ** len(nonzero))[:, None] >> np.arange(len(nonzero))) & 1
         return float(np.mean(np.abs((1 - 2 * flips) @ nonzero) >= observed - tolerance))
-    rng = np.random.default_rng(seed)
-    block = max(1, _FLIP_BLOCK_VALUES // len(nonzero))
-    exceedances = 0
-    for start in range(0, resamples, block):
-        flips = rng.random((min(block, resamples - start), len(nonzero))) < 0.5
-        exceedances += int(np.count_nonzero(np.abs(np.where(flips, -nonzero, nonzero).sum(axis=1))
-                                            >= observed - tolerance))
-    return (1 + exceedances) / (1 + resamples)
+    sums = _flipped_sums(nonzero, _SIGN_FLIPS.rows(seed, resamples, len(nonzero)))
+    return (1 + int(np.count_nonzero(np.abs(sums) >= observed - tolerance))) / (1 + resamples)
 
 
 def equivalence_p(differences: np.ndarray, margin: float) -> float:

@@ -63,6 +63,29 @@ def test_the_randomization_test_agrees_with_scipys_permutation_test():
     assert randomization_p(np.r_[np.full(30, 0.1), np.zeros(500)]) < 1e-4  # 30 users, all better: p = 2^-29
 
 
+def test_the_fast_kernels_draw_what_scipy_and_a_direct_draw_would():
+    """The bootstrap uses scipy.stats.bootstrap's resamples (its means summed in another order: equal to
+    the last bits); the randomization test's shared flip stream gives the p-value of drawing the flips
+    per test, for tests of different lengths and seeds in any order."""
+    rng = np.random.default_rng(8)
+    for users in (40, 3000, 40):
+        values = np.where(rng.random(users) < 0.3, rng.random(users), 0.0)
+        theirs = scipy_stats.bootstrap((values,), np.mean, n_resamples=5000, method="percentile", vectorized=True,
+                                       random_state=np.random.default_rng(0)).confidence_interval
+        assert mean_ci(values) == pytest.approx((theirs.low, theirs.high), rel=1e-12, abs=1e-15)
+
+    def drawn(differences: np.ndarray, resamples: int, seed: int) -> float:
+        flips = np.random.default_rng(seed).random((resamples, len(differences))) < 0.5
+        sums = np.where(flips, -differences, differences).sum(axis=1)
+        return (1 + np.count_nonzero(np.abs(sums) >= abs(differences.sum()) - 1e-9 * np.abs(differences).sum())) / (
+            1 + resamples)
+
+    for length, seed in ((300, 0), (37, 0), (301, 1), (1000, 1), (13, 1)):  # 2^13 > 3000: drawn, not enumerated
+        differences = np.round(rng.normal(0.01, 0.2, length), 2)  # rounded: many exact ties with the observed sum
+        differences = differences[differences != 0]  # zeros are not flipped (drawing for them would shift the stream)
+        assert randomization_p(differences, resamples=3000, seed=seed) == drawn(differences, 3000, seed)
+
+
 def test_the_primary_test_holds_its_level_on_sparse_per_user_ndcg():
     """With no true difference and ~93% of the per-user differences exactly 0, "no difference" is rejected
     at about the nominal 5% and at most 6% of the time."""
