@@ -3,6 +3,7 @@ curves of plain vs distilled models, and the optimisation history of every Optun
 
 from __future__ import annotations
 
+import io
 from collections.abc import Sequence
 from itertools import cycle
 from pathlib import Path
@@ -136,6 +137,35 @@ def curves_figure(runs: Sequence[FinalRun], path: Path) -> Path | None:
     figure.savefig(path, dpi=130)
     plt.close(figure)
     return path
+
+
+def entry_curves_svg(runs: Sequence[FinalRun]) -> str | None:
+    """One entry's training curves as inline SVG, one line per seed: validation NDCG@10 per epoch, and
+    beside it the distillation weight β per epoch where the fit recorded one (else the training loss).
+    Written without a date and with fixed element ids, so the same runs give the same bytes."""
+    histories = [(run.record.seed, pd.DataFrame(run.record.history)) for run in runs]
+    histories = [(seed, history) for seed, history in histories if not history.empty]
+    if not histories:
+        return None
+    second = "train_beta" if any("train_beta" in h for _, h in histories) else "train_loss"
+    figure, axes = plt.subplots(1, 2, figsize=(9, 3.2))
+    for seed, history in histories:
+        axes[0].plot(history["epoch"] + 1, history[f"val_{PRIMARY}"], lw=1.2, label=f"seed {seed}")
+        if second in history:
+            axes[1].plot(history["epoch"] + 1, history[second], lw=1.2, label=f"seed {seed}")
+    axes[0].set_ylabel(f"validation {PRIMARY.upper()}")
+    axes[1].set_ylabel("β (distillation weight)" if second == "train_beta" else "training loss")
+    if second == "train_beta":
+        axes[1].set_yscale("log")
+    for axis in axes:
+        axis.set_xlabel("epoch")
+        axis.legend(fontsize=8)
+    figure.tight_layout()
+    buffer = io.StringIO()
+    with plt.rc_context({"svg.hashsalt": "seqrec-kd-bench", "svg.fonttype": "none"}):
+        figure.savefig(buffer, format="svg", metadata={"Date": None})
+    plt.close(figure)
+    return buffer.getvalue()
 
 
 def optuna_figure(tracking_uri: str, suite: str, path: Path) -> Path | None:

@@ -51,19 +51,14 @@ def main(argv: list[str] | None = None) -> int:
 
 def _run(args: argparse.Namespace) -> int:
     from analysis.figures import suite_figures
-    from analysis.leaderboard import embed_in_readme, write_report
+    from analysis.leaderboard import embed_in_readme, model_order, write_report
     from analysis.runs import load_suite_runs, studies_of, tuning_effort
-    from benchmark.suite import load_suite
 
     if args.tracking_uri is not None:
         check_tracking_uri(args.tracking_uri)
     uri = args.tracking_uri
     runs = load_suite_runs(args.suite, args.records, uri, args.cache_dir)
-    try:
-        suite = load_suite(args.suite)
-        order, margin = [m.display for m in suite.models], suite.equivalence_margin
-    except ValueError:  # a suite no longer shipped: the report orders its models by label
-        order, margin = [], None
+    order, margin = model_order(args.suite)
     output = Path(args.output) if args.output else paths.report_dir(args.suite, args.cache_dir)
     tuning = tuning_effort(uri, args.suite, studies_of(runs)) if uri else None
     tables = write_report(runs, args.suite, output, order, tuning, margin)
