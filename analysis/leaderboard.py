@@ -289,6 +289,16 @@ def suite_tables(runs: list[FinalRun], order: list[str], margin_override: float 
     return {group: table_rows(members, order, margin_override) for group, members in table_groups(runs).items()}
 
 
+def suite_name(suite: str) -> str:
+    """The name a suite's files carry: its `name` field for a suite given as a file, else as given."""
+    from benchmark.suite import load_suite
+
+    try:
+        return load_suite(suite).name
+    except ValueError:
+        return suite
+
+
 def model_order(suite: str) -> tuple[list[str], float | None]:
     """(the suite's entries in its own order, its equivalence margin if it sets one); a suite no longer
     shipped orders its entries by label and takes the claims' margins."""

@@ -51,23 +51,24 @@ def main(argv: list[str] | None = None) -> int:
 
 def _run(args: argparse.Namespace) -> int:
     from analysis.figures import suite_figures
-    from analysis.leaderboard import embed_in_readme, model_order, write_report
+    from analysis.leaderboard import embed_in_readme, model_order, suite_name, write_report
     from analysis.runs import load_suite_runs, studies_of, tuning_effort
 
     if args.tracking_uri is not None:
         check_tracking_uri(args.tracking_uri)
     uri = args.tracking_uri
-    runs = load_suite_runs(args.suite, args.records, uri, args.cache_dir)
+    name = suite_name(args.suite)  # a suite given as a file reports under its `name`
+    runs = load_suite_runs(name, args.records, uri, args.cache_dir)
     order, margin = model_order(args.suite)
-    output = Path(args.output) if args.output else paths.report_dir(args.suite, args.cache_dir)
-    tuning = tuning_effort(uri, args.suite, studies_of(runs)) if uri else None
-    tables = write_report(runs, args.suite, output, order, tuning, margin)
-    for path in suite_figures(tables, runs, uri, args.suite, output / "figures"):
+    output = Path(args.output) if args.output else paths.report_dir(name, args.cache_dir)
+    tuning = tuning_effort(uri, name, studies_of(runs)) if uri else None
+    tables = write_report(runs, name, output, order, tuning, margin)
+    for path in suite_figures(tables, runs, uri, name, output / "figures"):
         print(f"wrote {path}")
-    print(f"wrote {output}/leaderboard-{args.suite}.md, .csv, .tex and leaderboard.md ({len(runs)} runs)")
+    print(f"wrote {output}/leaderboard-{name}.md, .csv, .tex and leaderboard.md ({len(runs)} runs)")
     if args.readme is not None:
-        print(f"{args.readme}: " + ("leaderboard block refreshed" if embed_in_readme(args.readme, args.suite, tables, output)
-                                    else f"no <!-- leaderboard:{args.suite} --> block, left unchanged"))
+        print(f"{args.readme}: " + ("leaderboard block refreshed" if embed_in_readme(args.readme, name, tables, output)
+                                    else f"no <!-- leaderboard:{name} --> block, left unchanged"))
     return 0
 
 
