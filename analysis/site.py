@@ -158,7 +158,7 @@ def _table_script() -> str:
 def _suite_section(suite: str, runs: list[FinalRun], environment: Any) -> tuple[dict[str, Any], list[Entry]]:
     """What the index shows of one suite, and its entries."""
     from analysis.claims import CLAIM_COLUMNS, claim_rows, load_claims
-    from analysis.leaderboard import EXTRA_EVALUATION, model_order, protocol, suite_tables
+    from analysis.leaderboard import EXTRA_EVALUATION, model_order, protocol, suite_tables, verdict_text
     from analysis.runs import PRIMARY
 
     order, margin = model_order(suite)
@@ -177,7 +177,7 @@ def _suite_section(suite: str, runs: list[FinalRun], environment: Any) -> tuple[
         for _, test in primary[primary["kind"] == "method"].iterrows():
             controls.append({"dataset": dataset, "split": split, "control": test["model"], "method": test["reference"],
                              "difference": f"{-test['mean_difference']:+.4f} [{-test['ci_high']:+.4f}, {-test['ci_low']:+.4f}]",
-                             "p": f"{test['randomization_p_holm']:.3g}", "verdict": _verdict_words(test, reverse=True)})
+                             "p": f"{test['randomization_p_holm']:.3g}", "verdict": verdict_text(test, reverse=True)})
         if EXTRA_EVALUATION not in split:
             claims += [{"dataset": dataset, **row} for row in claim_rows(load_claims(), suite, dataset, compared)]
     datasets = sorted({dataset for dataset, _ in tables})
@@ -211,16 +211,11 @@ def _role(record: RunRecord) -> str:
     return "control" if variant.target is not None else "baseline"
 
 
-def _verdict_words(test: pd.Series, reverse: bool = False) -> str:
-    from analysis.leaderboard import verdict_text
-
-    return verdict_text(test, reverse)
-
-
 def _table_rows(dataset: str, split: str, summary: pd.DataFrame, compared: pd.DataFrame,
                 entry_of: dict[tuple[str, str], Entry], cells: Any) -> list[dict[str, str]]:
     """One row per entry of one table, every value as the page shows it (numbers as plain decimals, so
     that the table sorts them as numbers)."""
+    from analysis.leaderboard import verdict_text
     from analysis.runs import LEAKY_MARK, PRIMARY
 
     base = compared[(compared["kind"] == "base") & (compared["metric"] == PRIMARY)].set_index("model")
@@ -236,7 +231,7 @@ def _table_rows(dataset: str, split: str, summary: pd.DataFrame, compared: pd.Da
             "95% CI": str(cells.ci_bar(row[f"{PRIMARY} ci_low"], row[PRIMARY], row[f"{PRIMARY} ci_high"], low, high)),
             **{metric.upper(): f"{row[metric]:.4f}" if metric in row else "" for metric in SHOWN_METRICS},
             "Δ vs base (%)": "" if test is None else f"{100 * test['relative_gain']:.1f}",
-            "verdict vs base": "" if test is None else f"{_verdict_words(test)} (vs {test['reference']})",
+            "verdict vs base": "" if test is None else f"{verdict_text(test)} (vs {test['reference']})",
             "p (Holm)": "" if test is None else f"{test['randomization_p_holm']:.3g}",
             "TOST p (Holm)": "" if test is None else f"{test['equivalence_p_holm']:.3g}",
             "MDE": "" if test is None else f"{test['mde']:.4f}",
